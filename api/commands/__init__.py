@@ -1,0 +1,1 @@
+"""One module per ``pvetrail`` subcommand (see ``api.cli.COMMAND_MODULES``)."""

@@ -1,0 +1,111 @@
+"""The configuration: one TOML file plus environment overrides, declared once and typed.
+
+``PVETRAIL_CONFIG`` names the file (or ``--config``); ``PVETRAIL_DATABASE_URL`` and
+``PVETRAIL_LISTEN`` override ``database_url`` and ``api.listen``. Secrets are never written in
+the file: each is named by the environment variable that holds it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+from collectors.config import ClusterConfig
+
+DEFAULT_DATABASE_URL = "sqlite:///pvetrail.db"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+class ConfigError(Exception):
+    """The configuration is missing, malformed or incomplete; the message names the key."""
+
+
+class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An API bearer token: its name, role and the variable holding its secret."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    role: Literal["reader", "operator"]
+    secret_env: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``[api]`` table."""
+
+    listen: str = DEFAULT_LISTEN
+    webhook_secret_env: str | None = None
+    tokens: list[TokenConfig] = []
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    fingerprint_key_env: str | None = None
+    api: ApiConfig = ApiConfig()
+    clusters: list[ClusterConfig] = []
+
+    def cluster(self, name: str) -> ClusterConfig:
+        """The cluster of that name; :class:`ConfigError` naming the known ones otherwise."""
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        known = ", ".join(c.name for c in self.clusters) or "none configured"
+        raise ConfigError(f"no cluster named {name!r} (known: {known})")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) as a pair; :class:`ConfigError` when malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
+        raise ConfigError(f"api.listen {listen!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the file (when given) and apply environment overrides; validate everything."""
+    env = os.environ if environ is None else environ
+    path = path or env.get("PVETRAIL_CONFIG") or None
+    raw: dict[str, object] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path!r} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from exc
+    if env.get("PVETRAIL_DATABASE_URL"):
+        raw["database_url"] = env["PVETRAIL_DATABASE_URL"]
+    if env.get("PVETRAIL_LISTEN"):
+        api = dict(raw.get("api") or {})  # type: ignore[call-overload]
+        api["listen"] = env["PVETRAIL_LISTEN"]
+        raw["api"] = api
+    where = f"config file {path!r}" if path else "configuration"
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        # msgspec names the key as a path, e.g. "at `$.clusters[0].fast_interval_s`".
+        raise ConfigError(f"{where}: {exc}") from exc
+    split_listen(config.api.listen)
+    names = [c.name for c in config.clusters]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: cluster name(s) {', '.join(duplicates)} given twice")
+    return config

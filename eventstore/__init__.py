@@ -1,0 +1,50 @@
+"""An append-only, hash-chained event log on SQLite or PostgreSQL. Knows nothing of Proxmox."""
+
+from __future__ import annotations
+
+from .envelope import GENESIS_HASH, Actor, NewEvent, RecordedEvent, format_time, parse_time, utcnow
+from .errors import (
+    AppendOnlyViolationError,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    EventStoreError,
+    MigrationError,
+    UnsupportedDatabaseURLError,
+)
+from .migrations import MigrationStatus
+from .store import Dialect, EventStore, VerifyResult
+from .urls import dialect_of, mask_url
+
+__all__ = [
+    "GENESIS_HASH",
+    "Actor",
+    "AppendOnlyViolationError",
+    "ConcurrencyError",
+    "DatabaseUnavailableError",
+    "Dialect",
+    "EventStore",
+    "EventStoreError",
+    "MigrationError",
+    "MigrationStatus",
+    "NewEvent",
+    "RecordedEvent",
+    "UnsupportedDatabaseURLError",
+    "VerifyResult",
+    "dialect_of",
+    "format_time",
+    "mask_url",
+    "open_store",
+    "parse_time",
+    "utcnow",
+]
+
+
+async def open_store(url: str) -> EventStore:
+    """Open the event store a database URL names (``sqlite:///…`` or ``postgresql://…``)."""
+    if dialect_of(url) == "sqlite":
+        from .sqlite import SQLiteEventStore
+
+        return await SQLiteEventStore.open(url)
+    from .postgres import PostgresEventStore
+
+    return await PostgresEventStore.open(url)

@@ -1,0 +1,235 @@
+"""The event store's one interface; ``sqlite.py`` and ``postgres.py`` implement it.
+
+The log is append-only, gap-free in ``position`` (strictly increasing in commit order, so a
+reader following ``position > last`` never misses a later commit), versioned per stream with
+optimistic concurrency, and hash-chained.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from .canonical import event_hash
+from .envelope import NewEvent, RecordedEvent
+from .errors import ConcurrencyError
+from .migrations import MigrationStatus
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class VerifyResult(msgspec.Struct, frozen=True):
+    """What :meth:`EventStore.verify` found."""
+
+    ok: bool
+    checked: int
+    head: int
+    first_bad_position: int | None = None
+    reason: str | None = None
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (done, total) during long work."""
+
+
+class EventStore(abc.ABC):
+    """An append-only, tamper-evident event log on one database."""
+
+    dialect: Dialect
+    url: str
+
+    # -- schema --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def migrate(self) -> MigrationStatus:
+        """Apply pending migrations, each file atomically; safe when processes race."""
+
+    @abc.abstractmethod
+    async def pending_migrations(self) -> MigrationStatus:
+        """Applied and pending migrations, applying nothing (refuses on an edited file)."""
+
+    # -- writing -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        """Append a batch atomically: all of it or (on any error) none of it.
+
+        Raises :class:`ConcurrencyError` when an expected version does not hold.
+        """
+
+    # -- reading -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def head(self) -> int:
+        """The position of the last event (0 for an empty log)."""
+
+    @abc.abstractmethod
+    async def read_batch(self, after: int, limit: int) -> list[RecordedEvent]:
+        """Up to ``limit`` events with ``position > after``, in position order."""
+
+    async def read_all(
+        self, after: int = 0, *, batch_size: int = 5000, until: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event after ``after`` (up to ``until``), in batches: constant memory."""
+        last = after
+        while True:
+            batch = await self.read_batch(last, batch_size)
+            if not batch:
+                return
+            for event in batch:
+                if until is not None and event.position > until:
+                    return
+                yield event
+            last = batch[-1].position
+
+    @abc.abstractmethod
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        until_position: int | None = None,
+        until_time: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        """One stream's events in version order, up to a position and/or an ``observed_at``."""
+
+    @abc.abstractmethod
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each named stream that exists."""
+
+    @abc.abstractmethod
+    async def wait_for_events(self, after: int, timeout: float) -> int:
+        """Wait until the head passes ``after`` (appends of any process) or the timeout ends.
+
+        Returns the head. No busy polling: an in-process signal plus LISTEN/NOTIFY (PostgreSQL)
+        or a cheap ``PRAGMA data_version`` check about once a second (SQLite).
+        """
+
+    # -- companions ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A write transaction on the store's database, yielding the driver's connection.
+
+        For the store's companions (projection tables, the observations table, settings) that
+        must commit together. SQLite: ``BEGIN IMMEDIATE`` on the one writer connection, so it
+        takes turns with appends; PostgreSQL: a pooled connection in a transaction.
+        """
+
+    @abc.abstractmethod
+    def read_connection(self) -> AbstractAsyncContextManager[Any]:
+        """A connection for reads (the driver's own), never blocking the writer."""
+
+    @abc.abstractmethod
+    async def get_setting(self, name: str) -> str | None:
+        """A value of the ``settings`` table (kept beside the log, never in it)."""
+
+    @abc.abstractmethod
+    async def ensure_setting(self, name: str, make: Callable[[], str]) -> str:
+        """The setting's value; when absent, ``make()``'s value, stored once for all processes."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close every connection."""
+
+    # -- integrity -----------------------------------------------------------------------
+    async def verify(self, progress: ProgressCallback | None = None) -> VerifyResult:
+        """Walk the hash chain from position 1 and report the first event that breaks it."""
+        from .envelope import GENESIS_HASH
+
+        total = await self.head()
+        prev = GENESIS_HASH
+        expected_position = 1
+        checked = 0
+        async for event in self.read_all(0):
+            if event.position != expected_position:
+                return VerifyResult(
+                    False, checked, total, expected_position,
+                    f"position {expected_position} is missing (next is {event.position})",
+                )
+            if event.prev_hash != prev:
+                return VerifyResult(
+                    False, checked, total, event.position, "prev_hash does not match the chain"
+                )
+            if recompute_hash(event) != event.hash:
+                return VerifyResult(
+                    False, checked, total, event.position, "hash does not match the event's fields"
+                )
+            prev = event.hash
+            expected_position += 1
+            checked += 1
+            if progress is not None and checked % 10000 == 0:
+                progress(checked, total)
+        if progress is not None:
+            progress(checked, total)
+        return VerifyResult(True, checked, total)
+
+    async def __aenter__(self) -> EventStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def recompute_hash(event: RecordedEvent) -> str:
+    """The hash an event's fields give under the canonical encoding."""
+    return event_hash(
+        position=event.position,
+        stream_id=event.stream_id,
+        version=event.version,
+        type=event.type,
+        schema_version=event.schema_version,
+        observed_at=event.observed_at,
+        observed_after=event.observed_after,
+        recorded_at=event.recorded_at,
+        actor=event.actor,
+        correlation_id=event.correlation_id,
+        data=event.data,
+        prev_hash=event.prev_hash,
+    )
+
+
+def seal_batch(
+    events: Sequence[NewEvent],
+    *,
+    head_position: int,
+    head_hash: str,
+    current_versions: Mapping[str, int],
+    recorded_at: datetime,
+) -> list[RecordedEvent]:
+    """Give a batch its positions, versions and hashes, checking expected versions.
+
+    Both backends call this inside their serialised append, with the head and the streams'
+    versions read in the same transaction.
+    """
+    versions = dict(current_versions)
+    prev = head_hash
+    sealed: list[RecordedEvent] = []
+    for offset, new in enumerate(events, start=1):
+        current = versions.get(new.stream_id, 0)
+        if new.expected_version is not None and new.expected_version != current:
+            raise ConcurrencyError(
+                f"stream {new.stream_id!r} is at version {current}, "
+                f"expected {new.expected_version}"
+            )
+        version = current + 1
+        versions[new.stream_id] = version
+        position = head_position + offset
+        fields: dict[str, Any] = {
+            "position": position,
+            "stream_id": new.stream_id,
+            "version": version,
+            "type": new.type,
+            "schema_version": new.schema_version,
+            "observed_at": new.observed_at,
+            "observed_after": new.observed_after,
+            "recorded_at": recorded_at,
+            "actor": new.actor,
+            "correlation_id": new.correlation_id,
+            "data": new.data,
+            "prev_hash": prev,
+        }
+        digest = event_hash(**fields)
+        sealed.append(RecordedEvent(**fields, hash=digest))
+        prev = digest
+    return sealed

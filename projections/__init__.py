@@ -1,0 +1,1 @@
+"""Projections: tables folded from the event log (current state, relations, versions)."""
