@@ -52,7 +52,7 @@ def _load_commands() -> list[CommandModule]:
             if exc.name == f"api.commands.{name}":
                 continue  # not built yet
             raise
-        modules.append(module)  # type: ignore[arg-type]
+        modules.append(module)
     return modules
 
 
@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         # SUPPRESS keeps a value given before the subcommand from being reset to None.
-        command.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
+        command.add_argument(
+            "--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help
+        )
         module.add_arguments(command)
         command.set_defaults(_main=module.main)
     return parser

@@ -40,7 +40,9 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 )
         elif self.user is not None:
             if self.password_env is None:
-                raise ValueError(f"clusters[{self.name}]: user needs password_env (or use token_id)")
+                raise ValueError(
+                    f"clusters[{self.name}]: user needs password_env (or use token_id)"
+                )
         else:
             raise ValueError(
                 f"clusters[{self.name}]: give token_id with token_secret_env "

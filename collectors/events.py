@@ -82,9 +82,7 @@ class PendingChangeSeen(ResourceEvent, frozen=True, kw_only=True, tag="pending_c
     """A running guest got pending config values (``pending.KEY`` rows), applied at reboot."""
 
 
-class PendingChangeApplied(
-    ResourceEvent, frozen=True, kw_only=True, tag="pending_change_applied"
-):
+class PendingChangeApplied(ResourceEvent, frozen=True, kw_only=True, tag="pending_change_applied"):
     """Pending values became the config (or were reverted): ``pending.KEY`` rows to ``None``."""
 
 
@@ -179,10 +177,7 @@ AnyEvent = (
     | TaskSeen
 )
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in AnyEvent.__args__  # type: ignore[attr-defined]
-}
+EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}
 """Tag -> class for every known event type."""
 
 CREATES = ("discovered", "snapshot_created", "backup_seen")
@@ -192,7 +187,7 @@ ENDS = ("removed", "snapshot_removed", "backup_removed")
 """Event types that end a resource's life."""
 
 _encoder = msgspec.json.Encoder(order="sorted")
-_decoder = msgspec.json.Decoder(AnyEvent)  # type: ignore[var-annotated]
+_decoder = msgspec.json.Decoder(AnyEvent)
 
 
 class UnknownEventError(Exception):
@@ -228,7 +223,7 @@ def decode(type_: str, schema_version: int, data: bytes) -> AnyEvent:
                 raise UnknownEventError(f"no upcaster for {type_!r} schema version {version}")
             raw = upcast(raw)
             version += 1
-        event = msgspec.convert(raw, AnyEvent)  # type: ignore[arg-type]
+        event = msgspec.convert(raw, AnyEvent)
     else:
         raise UnknownEventError(
             f"event type {type_!r} at schema version {schema_version} is newer than this "

@@ -36,7 +36,9 @@ def load_migrations(dialect: str) -> list[Migration]:
         if not entry.name.endswith(".sql"):
             continue
         if not _NAME.match(entry.name):
-            raise MigrationError(f"migration file {dialect}/{entry.name} is not named NNNN_name.sql")
+            raise MigrationError(
+                f"migration file {dialect}/{entry.name} is not named NNNN_name.sql"
+            )
         raw = entry.read_bytes()
         found.append(Migration(entry.name, raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()))
     found.sort(key=lambda m: m.name)

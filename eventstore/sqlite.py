@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -126,9 +127,7 @@ def split_statements(script: str) -> list[str]:
                 statements.append(text.strip())
             current = []
     rest = "".join(current).strip()
-    if rest and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in rest.splitlines()
-    ):
+    if rest and not all(ln.strip().startswith("--") or not ln.strip() for ln in rest.splitlines()):
         statements.append(rest)
     return statements
 
@@ -148,13 +147,14 @@ class SQLiteEventStore(EventStore):
         self._write_lock = asyncio.Lock()
         self._appended = asyncio.Event()
         self._data_version: int | None = None
+        self._named_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     async def open(cls, url: str) -> SQLiteEventStore:
         """Open (creating the file if needed) and configure the connections."""
         path = sqlite_path(url)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
+        folder = os.path.dirname(os.path.abspath(path))  # noqa: ASYNC240 (no I/O)
+        if not await asyncio.to_thread(os.path.isdir, folder):
             raise DatabaseUnavailableError(
                 f"cannot open database {url!r}: folder {folder!r} does not exist"
             )
@@ -262,9 +262,10 @@ class SQLiteEventStore(EventStore):
 
     # -- reading -------------------------------------------------------------------------
     async def head(self) -> int:
-        async with self.read_connection() as conn, conn.execute(
-            "SELECT COALESCE(MAX(position), 0) FROM events"
-        ) as cur:
+        async with (
+            self.read_connection() as conn,
+            conn.execute("SELECT COALESCE(MAX(position), 0) FROM events") as cur,
+        ):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -360,9 +361,10 @@ class SQLiteEventStore(EventStore):
             self._readers.put_nowait(conn)
 
     async def get_setting(self, name: str) -> str | None:
-        async with self.read_connection() as conn, conn.execute(
-            "SELECT value FROM settings WHERE name = ?", (name,)
-        ) as cur:
+        async with (
+            self.read_connection() as conn,
+            conn.execute("SELECT value FROM settings WHERE name = ?", (name,)) as cur,
+        ):
             row = await cur.fetchone()
         return str(row[0]) if row else None
 
@@ -375,6 +377,31 @@ class SQLiteEventStore(EventStore):
             value = make()
             await conn.execute("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
             return value
+
+    @contextlib.asynccontextmanager
+    async def named_lock(self, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        lock = self._named_locks.setdefault(name, asyncio.Lock())
+        if not wait and lock.locked():
+            yield False
+            return
+        async with lock:
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+            handle = await asyncio.to_thread(open, f"{self.path}.lock-{safe}", "a+b")
+            try:
+                if wait:
+                    await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+                else:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        yield False
+                        return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            finally:
+                handle.close()
 
     async def close(self) -> None:
         conns = [self._writer, self._watcher, *self._all_readers]

@@ -129,6 +129,16 @@ class EventStore(abc.ABC):
         """The setting's value; when absent, ``make()``'s value, stored once for all processes."""
 
     @abc.abstractmethod
+    def named_lock(self, name: str, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        """Hold an exclusive lock named ``name`` across every process using this database.
+
+        Yields True when held. With ``wait=False`` it yields False at once when another holder
+        has it (a stand-by collector or projection runner then does nothing). PostgreSQL: a
+        session advisory lock on a connection kept for the duration; SQLite: an in-process lock
+        plus an OS file lock beside the database file.
+        """
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Close every connection."""
 
@@ -144,7 +154,10 @@ class EventStore(abc.ABC):
         async for event in self.read_all(0):
             if event.position != expected_position:
                 return VerifyResult(
-                    False, checked, total, expected_position,
+                    False,
+                    checked,
+                    total,
+                    expected_position,
                     f"position {expected_position} is missing (next is {event.position})",
                 )
             if event.prev_hash != prev:
@@ -209,8 +222,7 @@ def seal_batch(
         current = versions.get(new.stream_id, 0)
         if new.expected_version is not None and new.expected_version != current:
             raise ConcurrencyError(
-                f"stream {new.stream_id!r} is at version {current}, "
-                f"expected {new.expected_version}"
+                f"stream {new.stream_id!r} is at version {current}, expected {new.expected_version}"
             )
         version = current + 1
         versions[new.stream_id] = version

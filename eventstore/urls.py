@@ -32,7 +32,7 @@ def sqlite_path(url: str) -> str:
         raise UnsupportedDatabaseURLError(
             f"malformed SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////abs/path.db"
         )
-    path = url[len("sqlite:///"):]
+    path = url[len("sqlite:///") :]
     path = path.split("?", 1)[0]
     if not path:
         raise UnsupportedDatabaseURLError(f"SQLite URL {url!r} names no file")
