@@ -1,0 +1,495 @@
+"""The PostgreSQL backend: an asyncpg pool, appends serialised by a transaction advisory lock.
+
+Every append takes ``pg_advisory_xact_lock`` first, then numbers its events from the head + 1
+in the same transaction, so positions are gap-free and follow commit order: a reader following
+``position > last`` can never miss an event that commits later. ``pg_notify`` in the same
+transaction wakes readers in every process (LISTEN on a connection of its own).
+
+The URL may carry ``?schema=NAME`` (our extension, stripped before asyncpg sees it): every
+connection then uses that schema as its ``search_path``, and the advisory-lock keys and the
+NOTIFY channel are derived from it, so stores on different schemas never disturb each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from .envelope import GENESIS_HASH, Actor, NewEvent, RecordedEvent, utcnow
+from .errors import (
+    AppendOnlyViolationError,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    EventStoreError,
+    MigrationError,
+    UnsupportedDatabaseURLError,
+)
+from .migrations import MigrationStatus, check_applied, load_migrations
+from .store import EventStore, seal_batch
+from .urls import mask_url
+
+T = TypeVar("T")
+
+POOL_MIN = 1
+POOL_MAX = 10
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for the server before calling it unreachable."""
+
+WATCH_INTERVAL = 1.0
+"""Fallback head check while waiting, in case a NOTIFY was lost with its connection."""
+
+COPY_THRESHOLD = 200
+"""Batches at least this large are inserted with COPY; smaller ones with executemany."""
+
+_COLUMNS = (
+    "position",
+    "stream_id",
+    "version",
+    "type",
+    "schema_version",
+    "observed_at",
+    "observed_after",
+    "recorded_at",
+    "actor",
+    "correlation_id",
+    "data",
+    "prev_hash",
+    "hash",
+)
+_COLUMN_LIST = ", ".join(_COLUMNS)
+_INSERT = f"INSERT INTO events ({_COLUMN_LIST}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+_HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+_HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+_BATCH = f"SELECT {_COLUMN_LIST} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+_STREAM = f"SELECT {_COLUMN_LIST} FROM events WHERE stream_id = $1"
+_VERSIONS = (
+    "SELECT stream_id, MAX(version) FROM events WHERE stream_id = ANY($1::text[]) "
+    "GROUP BY stream_id"
+)
+_LOCK_XACT = "SELECT pg_advisory_xact_lock($1)"
+_NOTIFY = "SELECT pg_notify($1, $2)"
+_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+)
+
+_actor_decoder = msgspec.json.Decoder(Actor)
+_actor_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """The URL asyncpg should see, and the ``schema`` parameter (None when absent)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise UnsupportedDatabaseURLError(f"not a PostgreSQL URL: {mask_url(url)!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema: str | None = None
+    rest: list[tuple[str, str]] = []
+    for key, value in query:
+        if key == "schema":
+            schema = value or None
+        else:
+            rest.append((key, value))
+    if schema is not None and not all(c.isalnum() or c == "_" for c in schema):
+        raise UnsupportedDatabaseURLError(
+            f"schema {schema!r} in {mask_url(url)!r}: use letters, digits and '_' only"
+        )
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key derived from names (stable across processes)."""
+    digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _row_to_event(row: Any) -> RecordedEvent:
+    actor = row[8]
+    return RecordedEvent(
+        position=row[0],
+        stream_id=row[1],
+        version=row[2],
+        type=row[3],
+        schema_version=row[4],
+        observed_at=row[5],
+        observed_after=row[6],
+        recorded_at=row[7],
+        actor=_actor_decoder.decode(actor) if actor is not None else None,
+        correlation_id=row[9],
+        data=row[10],
+        prev_hash=row[11],
+        hash=row[12],
+    )
+
+
+def _event_to_record(e: RecordedEvent) -> tuple[Any, ...]:
+    actor = e.actor
+    return (
+        e.position,
+        e.stream_id,
+        e.version,
+        e.type,
+        e.schema_version,
+        e.observed_at,
+        e.observed_after,
+        e.recorded_at,
+        _actor_encoder.encode(actor).decode() if actor is not None else None,
+        e.correlation_id,
+        e.data,
+        e.prev_hash,
+        e.hash,
+    )
+
+
+def _translate(exc: BaseException, what: str, url: str) -> EventStoreError:
+    """The store's own exception for an asyncpg (or socket) error."""
+    if isinstance(exc, asyncpg.UniqueViolationError) and (
+        exc.constraint_name == "events_stream_version" or "events_stream_version" in str(exc)
+    ):
+        return ConcurrencyError(f"{what}: a concurrent writer took a stream version")
+    if isinstance(exc, asyncpg.RaiseError) and "append-only" in str(exc):
+        return AppendOnlyViolationError(str(exc))
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return EventStoreError(
+            f"{what}: the database {mask_url(url)!r} is not migrated ({exc}); "
+            "run `pvetrail migrate`"
+        )
+    if isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InvalidCatalogNameError
+        | asyncpg.InvalidAuthorizationSpecificationError
+        | asyncpg.InvalidPasswordError,
+    ):
+        return DatabaseUnavailableError(
+            f"{what}: cannot reach database {mask_url(url)!r}: {exc.__class__.__name__}: {exc}"
+        )
+    return EventStoreError(f"{what}: {exc.__class__.__name__}: {exc}")
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class PostgresEventStore(EventStore):
+    """The event log in one PostgreSQL database (optionally one schema of it)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, dsn: str, schema: str | None) -> None:
+        self.url = url
+        self._dsn = dsn
+        self.schema = schema
+        namespace = schema or "public"
+        self._append_key = lock_key("pvetrail.append", namespace)
+        self._migrate_key = lock_key("pvetrail.migrate", namespace)
+        # LISTEN takes an identifier: at most 63 bytes, so long schema names are hashed.
+        channel = f"pvetrail_events_{namespace}"
+        if len(channel) > 63:
+            channel = f"pvetrail_events_{hashlib.sha256(namespace.encode()).hexdigest()[:40]}"
+        self.channel = channel
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._listener_lock = asyncio.Lock()
+        self._appended = asyncio.Event()
+        self._closed = False
+
+    # -- connections ---------------------------------------------------------------------
+    @classmethod
+    async def open(cls, url: str) -> PostgresEventStore:
+        """Connect a pool; an unreachable server raises :class:`DatabaseUnavailableError`."""
+        dsn, schema = split_url(url)
+        store = cls(url, dsn, schema)
+        try:
+            store._pool = await asyncpg.create_pool(
+                dsn,
+                min_size=POOL_MIN,
+                max_size=POOL_MAX,
+                timeout=CONNECT_TIMEOUT,
+                server_settings=store._server_settings(),
+            )
+        except (*_DRIVER_ERRORS, asyncpg.ClientConfigurationError, ValueError) as exc:
+            raise DatabaseUnavailableError(
+                f"cannot open database {mask_url(url)!r}: {exc.__class__.__name__}: "
+                f"{mask_url(str(exc))}"
+            ) from exc
+        return store
+
+    def _server_settings(self) -> dict[str, str]:
+        settings = {"application_name": "pvetrail"}
+        if self.schema is not None:
+            settings["search_path"] = _quote_ident(self.schema)
+        return settings
+
+    async def _connect(self) -> asyncpg.Connection:
+        """A connection of its own (outside the pool): LISTEN, session advisory locks."""
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                self._dsn, timeout=CONNECT_TIMEOUT, server_settings=self._server_settings()
+            )
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc, "connect", self.url) from exc
+        return conn
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise EventStoreError("the event store is closed")
+        return self._pool
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc, what, self.url) from exc
+
+    async def _run(self, what: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``work`` on a pooled connection, with errors translated."""
+        with self._translated(what):
+            async with self.pool.acquire() as conn:
+                return await work(conn)
+
+    # -- migrations ----------------------------------------------------------------------
+    async def migrate(self) -> MigrationStatus:
+        """Apply pending files, each in its own transaction under one advisory lock."""
+        migrations = load_migrations("postgresql")
+        applied: list[str] = []
+        with self._translated("migrate"):
+            async with self.pool.acquire() as conn:
+                while True:
+                    async with conn.transaction():
+                        # Racing processes queue here; each re-reads what is applied.
+                        await conn.execute(_LOCK_XACT, self._migrate_key)
+                        if self.schema is not None:
+                            await conn.execute(
+                                f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}"
+                            )
+                        await conn.execute(_MIGRATIONS_TABLE)
+                        known = await self._known_migrations(conn)
+                        pending = check_applied(known, migrations)
+                        if not pending:
+                            break
+                        migration = pending[0]
+                        try:
+                            # No arguments: the simple protocol runs every statement of the file.
+                            await conn.execute(migration.sql)
+                        except asyncpg.PostgresError as exc:
+                            raise MigrationError(
+                                f"migration postgresql/{migration.name} failed: {exc}"
+                            ) from exc
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                            migration.name,
+                            migration.checksum,
+                        )
+                        applied.append(migration.name)
+        return MigrationStatus(applied=applied, pending=[])
+
+    async def pending_migrations(self) -> MigrationStatus:
+        """What ``migrate`` would apply, applying nothing."""
+        migrations = load_migrations("postgresql")
+
+        async def work(conn: asyncpg.Connection) -> dict[str, str]:
+            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            return await self._known_migrations(conn) if exists else {}
+
+        known = await self._run("pending migrations", work)
+        pending = check_applied(known, migrations)
+        return MigrationStatus(applied=sorted(known), pending=[m.name for m in pending])
+
+    @staticmethod
+    async def _known_migrations(conn: asyncpg.Connection) -> dict[str, str]:
+        rows = await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        return {row[0]: row[1] for row in rows}
+
+    # -- writing -------------------------------------------------------------------------
+    async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        if not events:
+            return []
+        with self._translated("append"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                # Serialise appends: the head read below stays the head until we commit.
+                await conn.execute(_LOCK_XACT, self._append_key)
+                row = await conn.fetchrow(_HEAD)
+                head_position, head_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
+                ids = list({e.stream_id for e in events})
+                versions = {r[0]: r[1] for r in await conn.fetch(_VERSIONS, ids)}
+                sealed = seal_batch(
+                    events,
+                    head_position=head_position,
+                    head_hash=head_hash,
+                    current_versions=versions,
+                    recorded_at=utcnow(),
+                )
+                records = [_event_to_record(e) for e in sealed]
+                if len(records) >= COPY_THRESHOLD:
+                    await conn.copy_records_to_table("events", records=records, columns=_COLUMNS)
+                else:
+                    await conn.executemany(_INSERT, records)
+                await conn.execute(_NOTIFY, self.channel, str(sealed[-1].position))
+        self._signal_append()
+        return sealed
+
+    def _signal_append(self) -> None:
+        signal, self._appended = self._appended, asyncio.Event()
+        signal.set()
+
+    # -- reading -------------------------------------------------------------------------
+    async def head(self) -> int:
+        async def work(conn: asyncpg.Connection) -> int:
+            return int(await conn.fetchval(_HEAD_POSITION))
+
+        return await self._run("head", work)
+
+    async def read_batch(self, after: int, limit: int) -> list[RecordedEvent]:
+        async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:
+            return [_row_to_event(r) for r in await conn.fetch(_BATCH, after, limit)]
+
+        return await self._run("read", work)
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        until_position: int | None = None,
+        until_time: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        sql = _STREAM
+        params: list[Any] = [stream_id]
+        if until_position is not None:
+            params.append(until_position)
+            sql += f" AND position <= ${len(params)}"
+        if until_time is not None:
+            params.append(until_time)
+            sql += f" AND observed_at <= ${len(params)}"
+        sql += " ORDER BY version"
+
+        async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:
+            return [_row_to_event(r) for r in await conn.fetch(sql, *params)]
+
+        return await self._run("read stream", work)
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        async def work(conn: asyncpg.Connection) -> dict[str, int]:
+            rows = await conn.fetch(_VERSIONS, list(set(stream_ids)))
+            return {r[0]: r[1] for r in rows}
+
+        return await self._run("stream versions", work)
+
+    async def wait_for_events(self, after: int, timeout: float) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self._ensure_listener()
+        while True:
+            signal = self._appended
+            head = await self.head()
+            remaining = deadline - loop.time()
+            if head > after or remaining <= 0:
+                return head
+            # NOTIFY (any process) or an append of ours sets the signal; the periodic head
+            # check covers a listener connection that was lost.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), min(WATCH_INTERVAL, remaining))
+            if self._listener is not None and self._listener.is_closed():
+                await self._ensure_listener()
+
+    async def _ensure_listener(self) -> None:
+        async with self._listener_lock:
+            if self._closed or (self._listener is not None and not self._listener.is_closed()):
+                return
+            try:
+                conn = await self._connect()
+                with self._translated("listen"):
+                    await conn.add_listener(self.channel, self._on_notify)
+            except EventStoreError:
+                # Waiting still works through the periodic head check.
+                self._listener = None
+                return
+            self._listener = conn
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        self._signal_append()
+
+    # -- companions ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        with self._translated("transaction"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        with self._translated("read"):
+            async with self.pool.acquire() as conn:
+                yield conn
+
+    async def get_setting(self, name: str) -> str | None:
+        async def work(conn: asyncpg.Connection) -> str | None:
+            value = await conn.fetchval("SELECT value FROM settings WHERE name = $1", name)
+            return None if value is None else str(value)
+
+        return await self._run("get setting", work)
+
+    async def ensure_setting(self, name: str, make: Callable[[], str]) -> str:
+        async def work(conn: asyncpg.Connection) -> str:
+            value = await conn.fetchval("SELECT value FROM settings WHERE name = $1", name)
+            if value is not None:
+                return str(value)
+            # Another process may insert first: the first value stays, everyone reads it.
+            await conn.execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                name,
+                make(),
+            )
+            return str(await conn.fetchval("SELECT value FROM settings WHERE name = $1", name))
+
+        return await self._run("ensure setting", work)
+
+    @contextlib.asynccontextmanager
+    async def named_lock(self, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        """A session advisory lock held on a connection of its own for the duration."""
+        key = lock_key("pvetrail.named", self.schema or "public", name)
+        conn = await self._connect()
+        try:
+            with self._translated(f"lock {name!r}"):
+                if wait:
+                    await conn.execute("SELECT pg_advisory_lock($1)", key)
+                    held = True
+                else:
+                    held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            try:
+                yield held
+            finally:
+                if held and not conn.is_closed():
+                    with contextlib.suppress(*_DRIVER_ERRORS):
+                        await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        finally:
+            # Closing the session releases the lock even when the unlock did not run.
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await conn.close(timeout=5)
+
+    async def close(self) -> None:
+        self._closed = True
+        listener, self._listener = self._listener, None
+        pool, self._pool = self._pool, None
+        if listener is not None:
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await listener.close(timeout=5)
+        if pool is not None:
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await asyncio.wait_for(pool.close(), 10)
