@@ -1,0 +1,188 @@
+"""The one middleware every request passes: request id, body limit, auth, problem+json, access log.
+
+Every error becomes an RFC 9457 problem with the status the error carries: our
+:class:`~api.errors.ApiError`, aiohttp's own HTTP exceptions (unknown route, wrong method, body
+too large), and the read side's ``QueryError`` (anything with an integer ``status`` and a
+``title``). Only a bug gives a 500, and it is logged with the request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from eventstore import DatabaseUnavailableError, EventStoreError
+
+from .auth import OPEN_PATHS, Authenticator, Token
+from .errors import ApiError
+from .metrics import Metrics
+from .models import Problem
+
+MAX_BODY = 1024 * 1024
+"""Request bodies over 1 MiB get 413."""
+
+REQUEST_ID = web.RequestKey("request_id", str)
+ROUTE = web.RequestKey("route", str)
+"""The metrics and log label of a request, when its handler knows better than the router."""
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+log = logging.getLogger("pvetrail.api")
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    request_id: str | None = None,
+    param: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """An ``application/problem+json`` answer."""
+    extra = extra or {}
+    body = Problem(
+        type="about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        param=param,
+        request_id=request_id,
+        first_seen=_time_or_none(extra.get("first_seen")),
+        last_seen=_time_or_none(extra.get("last_seen")),
+    )
+    return web.Response(
+        body=msgspec.json.encode(body),
+        status=status,
+        content_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _time_or_none(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def make_middleware(auth: Authenticator, metrics: Metrics) -> Any:
+    """The middleware, closed over the app's authenticator and metrics."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        given = request.headers.get("X-Request-Id", "")
+        request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        token: Token | None = None
+        try:
+            length = request.content_length
+            if length is not None and length > MAX_BODY:
+                raise ApiError(
+                    f"request bodies are limited to {MAX_BODY} bytes",
+                    status=413,
+                    title="Content Too Large",
+                )
+            if request.path not in OPEN_PATHS:
+                token = auth.identify(request.headers.get("Authorization"))
+                auth.authorize(token, request.method, request.path)
+            response = await handler(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            response = _render(exc, request_id)
+        response.headers["X-Request-Id"] = request_id
+        route = request.get(ROUTE) or _route_of(request)
+        elapsed = time.perf_counter() - started
+        metrics.observe(route, request.method, response.status, elapsed)
+        log.info(
+            "%s %s %d",
+            request.method,
+            route,
+            response.status,
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "token": token.name if token else None,
+                "remote": request.remote,
+            },
+        )
+        return response
+
+    return middleware
+
+
+def _route_of(request: web.Request) -> str:
+    """The route's template (``/api/v1/events``): a label of bounded cardinality."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _render(exc: Exception, request_id: str) -> web.Response:
+    if isinstance(exc, ApiError):
+        if exc.status >= 500:
+            log.error("%s", exc.detail, extra={"request_id": request_id})
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            request_id=request_id,
+            param=exc.param,
+            extra=exc.extra,
+        )
+    if isinstance(exc, web.HTTPException):
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 413:
+            detail = f"request bodies are limited to {MAX_BODY} bytes"
+        return problem_response(
+            exc.status, exc.reason, detail, request_id=request_id, headers=headers
+        )
+    status = getattr(exc, "status", None)
+    title = getattr(exc, "title", None)
+    if isinstance(status, int) and 400 <= status < 500 and isinstance(title, str):
+        # The read side's QueryError family: it knows its status and the parameter at fault.
+        param = getattr(exc, "param", None)
+        return problem_response(
+            status,
+            title,
+            str(getattr(exc, "detail", None) or exc),
+            request_id=request_id,
+            param=param if isinstance(param, str) else None,
+            extra={
+                "first_seen": getattr(exc, "first_seen", None),
+                "last_seen": getattr(exc, "last_seen", None),
+            },
+        )
+    if isinstance(exc, DatabaseUnavailableError):
+        log.error("database unavailable: %s", exc, extra={"request_id": request_id})
+        return problem_response(
+            503, "Service Unavailable", "the database does not answer", request_id=request_id
+        )
+    if isinstance(exc, EventStoreError):
+        log.exception("event store error", extra={"request_id": request_id})
+        return problem_response(
+            503, "Service Unavailable", "the event store failed", request_id=request_id
+        )
+    log.exception("unhandled error", extra={"request_id": request_id})
+    return problem_response(
+        500,
+        "Internal Server Error",
+        f"an unexpected error; the log has it under request id {request_id}",
+        request_id=request_id,
+    )

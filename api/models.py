@@ -1,0 +1,129 @@
+"""The msgspec types of the API's own answers and bodies; the OpenAPI document is made from them.
+
+Answers of the read-side queries (inventory, history, changes, relations) are the projections'
+own types (``projections.models``); these are the ones the ``api`` package adds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An error, as RFC 9457 ``application/problem+json``."""
+
+    type: Annotated[str, msgspec.Meta(description="about:blank: the status says it all")]
+    title: str
+    status: int
+    detail: str
+    param: Annotated[str | None, msgspec.Meta(description="the parameter at fault")] = None
+    request_id: str | None = None
+    first_seen: Annotated[
+        datetime | None, msgspec.Meta(description="404 of a resource: when it was first seen")
+    ] = None
+    last_seen: Annotated[
+        datetime | None, msgspec.Meta(description="404 of a resource: when it was last seen")
+    ] = None
+
+
+class ActorOut(msgspec.Struct, kw_only=True):
+    """Who caused a change, as far as the Proxmox task log says."""
+
+    user: str | None = None
+    token: str | None = None
+    upid: str | None = None
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    """One event of the log, as ``GET /events`` lists it."""
+
+    position: int
+    stream_id: Annotated[str, msgspec.Meta(description="the resource id")]
+    version: int
+    type: str
+    schema_version: int
+    observed_at: datetime
+    observed_after: datetime | None
+    recorded_at: datetime
+    actor: ActorOut | None
+    correlation_id: str | None
+    data: Annotated[Any, msgspec.Meta(description="the payload, as JSON")]
+    prev_hash: str
+    hash: str
+
+
+class EventPage(msgspec.Struct, kw_only=True):
+    """A page of the raw event log, in position order."""
+
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class Integrity(msgspec.Struct, kw_only=True):
+    """The hash chain's check: ``ok`` is false at the first event that breaks it."""
+
+    ok: bool
+    checked: int
+    head: int
+    first_bad_position: int | None = None
+    reason: str | None = None
+
+
+class Alive(msgspec.Struct, kw_only=True):
+    """``/healthz``: the process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Check(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One readiness check."""
+
+    ok: bool
+    detail: str | None = None
+    head: int | None = None
+    checkpoint: int | None = None
+    lag_seconds: float | None = None
+
+
+class ClusterState(msgspec.Struct, kw_only=True):
+    """One cluster's collector state, as ``/readyz`` reports it."""
+
+    state: str
+    last_success: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """``/readyz``: 200 when ``ready``, 503 otherwise; a Proxmox outage alone never makes it 503."""
+
+    ready: bool
+    checks: dict[str, Check]
+    clusters: dict[str, ClusterState]
+
+
+class ResyncRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /resyncs``: poll a cluster (or one node, or one guest) now."""
+
+    cluster: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
+    node: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    vmid: Annotated[int, msgspec.Meta(ge=1, le=999_999_999)] | None = None
+
+
+class ResyncAccepted(msgspec.Struct, kw_only=True):
+    """A queued resync; follow it at ``GET /resyncs/{id}``."""
+
+    id: str
+
+
+class ResyncStatus(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A resync's progress."""
+
+    id: str
+    cluster: str
+    status: Literal["queued", "running", "done", "failed"]
+    events_appended: int = 0
+    error: str | None = None
