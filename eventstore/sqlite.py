@@ -335,7 +335,9 @@ class SQLiteEventStore(EventStore):
             with _translated("begin"):
                 await conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                # Driver errors of the caller's statements are translated too (the boundary).
+                with _translated("transaction"):
+                    yield conn
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     await conn.execute("ROLLBACK")

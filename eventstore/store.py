@@ -113,7 +113,9 @@ class EventStore(abc.ABC):
 
         For the store's companions (projection tables, the observations table, settings) that
         must commit together. SQLite: ``BEGIN IMMEDIATE`` on the one writer connection, so it
-        takes turns with appends; PostgreSQL: a pooled connection in a transaction.
+        takes turns with appends; PostgreSQL: a pooled connection in a transaction. A driver
+        error raised inside is translated to the store's own exceptions (chained), and the
+        transaction is rolled back.
         """
 
     @abc.abstractmethod

@@ -1,0 +1,156 @@
+"""Helpers of the event-store contract suite: events to append and raw SQL on either backend.
+
+Raw SQL is written once with ``?`` placeholders; :func:`raw_execute` turns them into ``$n`` on
+PostgreSQL, so a test reads the same on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from eventstore import Actor, EventStore, NewEvent, format_time, parse_time
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def new_event(
+    stream_id: str,
+    n: int = 0,
+    *,
+    expected: int | None = None,
+    actor: Actor | None = None,
+    observed_after: datetime | None = None,
+    correlation_id: str | None = None,
+    data: bytes | None = None,
+    type: str = "config_changed",
+) -> NewEvent:
+    """An event on ``stream_id`` observed ``n`` seconds after :data:`T0`."""
+    return NewEvent(
+        stream_id=stream_id,
+        type=type,
+        data=data if data is not None else b'{"n":%d,"name":"vm-%d"}' % (n, n),
+        observed_at=T0 + timedelta(seconds=n),
+        observed_after=observed_after,
+        actor=actor,
+        correlation_id=correlation_id,
+        expected_version=expected,
+    )
+
+
+def varied_events(count: int) -> list[NewEvent]:
+    """Events using every envelope field: actors, unicode, empty and nested payloads."""
+    events = []
+    for i in range(count):
+        events.append(
+            NewEvent(
+                stream_id=f"lab/qemu/{100 + i % 3}",
+                type=("discovered", "config_changed", "status_changed")[i % 3],
+                data=(
+                    '{"name":"vm-ü-%d","tags":["a","β"],"cfg":{"memory":%d}}' % (i, 512 * i)  # noqa: UP031
+                ).encode()
+                if i % 4
+                else b"{}",
+                observed_at=T0 + timedelta(seconds=i, microseconds=i),
+                observed_after=T0 + timedelta(seconds=i - 1) if i % 2 else None,
+                schema_version=1 + i % 2,
+                actor=Actor(user="root@pam", upid=f"UPID:pve1:{i:08X}") if i % 3 == 1 else None,
+                correlation_id=f"poll-{i // 4}" if i % 5 else None,
+            )
+        )
+    return events
+
+
+def to_pg(sql: str) -> str:
+    """``?`` placeholders as ``$1``, ``$2``, … (none of our raw SQL has a literal ``?``)."""
+    counter = iter(range(1, 1000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+async def raw_execute(store: EventStore, sql: str, *params: Any) -> None:
+    """Run one statement in the store's own write transaction, bypassing the store's API."""
+    async with store.transaction() as conn:
+        if store.dialect == "sqlite":
+            await conn.execute(sql, params)
+        else:
+            await conn.execute(to_pg(sql), *params)
+
+
+async def raw_fetch(store: EventStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of one query on a read connection."""
+    async with store.read_connection() as conn:
+        if store.dialect == "sqlite":
+            async with conn.execute(sql, params) as cur:
+                return [tuple(r) for r in await cur.fetchall()]
+        return [tuple(r) for r in await conn.fetch(to_pg(sql), *params)]
+
+
+async def drop_append_only_triggers(store: EventStore) -> None:
+    """What an attacker with write access to the database would do first."""
+    for trigger in ("events_no_update", "events_no_delete"):
+        on = "" if store.dialect == "sqlite" else " ON events"
+        await raw_execute(store, f"DROP TRIGGER {trigger}{on}")
+
+
+_COLUMNS = (
+    "position, stream_id, version, type, schema_version, observed_at, observed_after, "
+    "recorded_at, actor, correlation_id, data, prev_hash, hash"
+)
+
+
+async def copy_rows(source: EventStore, target: EventStore) -> int:
+    """Copy the log row by row with plain SQL, as an operator would; only times change form.
+
+    SQLite keeps times as ``format_time`` text and PostgreSQL as TIMESTAMPTZ; every other
+    column (the actor's JSON text, the payload bytes, the hashes) is copied as it is.
+    """
+    rows = await raw_fetch(source, f"SELECT {_COLUMNS} FROM events ORDER BY position")
+    for row in rows:
+        values = list(row)
+        for i in (5, 6, 7):
+            if values[i] is None:
+                continue
+            if target.dialect == "sqlite" and isinstance(values[i], datetime):
+                values[i] = format_time(values[i])
+            elif target.dialect == "postgresql" and isinstance(values[i], str):
+                values[i] = parse_time(values[i])
+        values[10] = bytes(values[10])
+        await raw_execute(
+            target,
+            f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            *values,
+        )
+    return len(rows)
+
+
+def cli_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment for ``python -m api`` against ``database_url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVETRAIL_")}
+    env["PVETRAIL_DATABASE_URL"] = database_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra.pop("pythonpath", ""), str(REPO)]))
+    env.update(extra)
+    return env
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path = REPO) -> tuple[int, str, str]:
+    """Run ``python -m api ARGS`` as its own process: exit code, stdout, stderr."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -1,0 +1,312 @@
+"""The event store's contract, the same test functions on SQLite and on PostgreSQL.
+
+Appends, positions, versions, atomic batches, reads, settings, waiting and named locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import timedelta
+
+import pytest
+from store_helpers import T0, new_event, raw_execute, raw_fetch, varied_events
+
+from eventstore import (
+    GENESIS_HASH,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    EventStore,
+    EventStoreError,
+    open_store,
+)
+
+
+async def test_positions_are_gap_free_and_versions_count_per_stream(store: EventStore) -> None:
+    assert await store.head() == 0
+    first = await store.append([new_event("a", 1), new_event("b", 2), new_event("a", 3)])
+    second = await store.append([new_event("b", 4)])
+    third = await store.append(varied_events(7))
+
+    recorded = first + second + third
+    assert [e.position for e in recorded] == list(range(1, 12))
+    assert [(e.stream_id, e.version) for e in first + second] == [
+        ("a", 1),
+        ("b", 1),
+        ("a", 2),
+        ("b", 2),
+    ]
+    assert recorded[0].prev_hash == GENESIS_HASH
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(recorded))
+    assert len({e.hash for e in recorded}) == len(recorded)
+    assert len({e.recorded_at for e in first}) == 1  # one batch, one recording time
+
+    assert await store.head() == 11
+    read = [e async for e in store.read_all(batch_size=4)]
+    assert read == recorded
+    assert [e async for e in store.read_all(3, batch_size=2, until=6)] == recorded[3:6]
+    assert await store.read_batch(9, 100) == recorded[9:]
+    assert await store.read_batch(11, 100) == []
+    assert await store.stream_versions(["a", "b", "lab/qemu/100", "nope"]) == {
+        "a": 2,
+        "b": 2,
+        "lab/qemu/100": 3,
+    }
+    assert await store.append([]) == []
+    assert (await store.verify()).ok
+
+
+async def test_read_stream_up_to_a_position_or_a_time(store: EventStore) -> None:
+    await store.append([new_event("vm", 0), new_event("other", 1)])
+    await store.append([new_event("vm", 10, expected=1)])
+    await store.append([new_event("vm", 20, expected=2), new_event("other", 21)])
+
+    whole = await store.read_stream("vm")
+    assert [(e.version, e.position) for e in whole] == [(1, 1), (2, 3), (3, 4)]
+    assert [e.version for e in await store.read_stream("vm", until_position=3)] == [1, 2]
+    assert [e.version for e in await store.read_stream("vm", until_position=2)] == [1]
+    at = T0 + timedelta(seconds=10)
+    assert [e.version for e in await store.read_stream("vm", until_time=at)] == [1, 2]
+    before = at - timedelta(microseconds=1)
+    assert [e.version for e in await store.read_stream("vm", until_time=before)] == [1]
+    both = await store.read_stream("vm", until_position=1, until_time=at)
+    assert [e.version for e in both] == [1]
+    assert await store.read_stream("missing") == []
+
+
+async def test_round_trip_keeps_every_field(store: EventStore) -> None:
+    appended = await store.append(varied_events(12))
+    read = await store.read_batch(0, 100)
+    assert read == appended
+    for event in read:
+        assert event.observed_at.utcoffset() == timedelta(0)
+        assert event.recorded_at.utcoffset() == timedelta(0)
+    assert {e.actor for e in read if e.actor} == {e.actor for e in appended if e.actor}
+    assert read[1].data.decode().startswith('{"name":"vm-ü-1"')
+
+
+async def test_conflicting_expected_versions_raise_and_write_nothing(store: EventStore) -> None:
+    await store.append([new_event("vm", 0, expected=0), new_event("vm", 1, expected=1)])
+
+    with pytest.raises(ConcurrencyError, match="'vm' is at version 2, expected 1"):
+        await store.append([new_event("other", 2), new_event("vm", 2, expected=1)])
+    with pytest.raises(ConcurrencyError):
+        await store.append([new_event("vm", 2, expected=0)])
+    with pytest.raises(ConcurrencyError):  # a new stream must be at 0
+        await store.append([new_event("new", 2, expected=3)])
+    # Two events of one batch on one stream: the second expects the first's version.
+    with pytest.raises(ConcurrencyError):
+        await store.append([new_event("vm", 3, expected=2), new_event("vm", 4, expected=2)])
+
+    assert await store.head() == 2
+    assert await store.stream_versions(["vm", "other", "new"]) == {"vm": 2}
+    ok = await store.append([new_event("vm", 3, expected=2), new_event("vm", 4, expected=3)])
+    assert [(e.position, e.version) for e in ok] == [(3, 3), (4, 4)]
+
+
+async def test_racing_appenders_with_one_expected_version_one_wins(
+    store: EventStore, database_url: str
+) -> None:
+    other = await open_store(database_url)
+    try:
+        results = await asyncio.gather(
+            *(
+                s.append([new_event("vm", i, expected=0)])
+                for i, s in enumerate([store, other, store, other])
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    winners = [r for r in results if isinstance(r, list)]
+    losers = [r for r in results if isinstance(r, ConcurrencyError)]
+    assert len(winners) == 1, results
+    assert len(losers) == 3, results
+    assert await store.head() == 1
+
+
+async def test_unique_stream_version_backstop_is_a_concurrency_error(store: EventStore) -> None:
+    """A row that slips past the version check still meets the database's unique key."""
+    [event] = await store.append([new_event("vm", 0)])
+    with pytest.raises(ConcurrencyError) as caught:
+        await raw_execute(
+            store,
+            "INSERT INTO events (position, stream_id, version, type, schema_version, "
+            "observed_at, recorded_at, data, prev_hash, hash) "
+            "SELECT position + 1, stream_id, version, type, schema_version, observed_at, "
+            "recorded_at, data, hash, hash FROM events WHERE position = 1",
+        )
+    assert caught.value.__cause__ is not None  # the driver's error, chained
+    assert await store.head() == 1
+    assert await store.read_batch(0, 10) == [event]
+
+
+async def test_a_batch_failing_halfway_leaves_nothing(store: EventStore) -> None:
+    """The database itself refuses the 3rd row of 5: the two before it must not stay."""
+    await store.append([new_event("before", 0)])
+    if store.dialect == "sqlite":
+        trigger = (
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.stream_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+        )
+    else:
+        await raw_execute(
+            store,
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.stream_id = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF; "
+            "RETURN NEW; END $$",
+        )
+        trigger = (
+            "CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+    await raw_execute(store, trigger)
+
+    batch = [new_event("a", 1), new_event("b", 2), new_event("poison", 3), new_event("c", 4)]
+    for size in (4, 300):  # small batches and the bulk (COPY) path
+        padded = batch + [new_event(f"pad{i}", 5) for i in range(size - len(batch))]
+        with pytest.raises(EventStoreError, match="poisoned row"):
+            await store.append(padded)
+        assert await store.head() == 1
+        assert await store.stream_versions(["a", "b", "c", "poison", "pad0"]) == {}
+
+    # The failure left no gap: the next append takes position 2.
+    [after] = await store.append([new_event("a", 6)])
+    assert (after.position, after.version) == (2, 1)
+    assert (await store.verify()).ok
+
+
+async def test_append_only_update_and_delete_are_refused_by_the_database(
+    store: EventStore,
+) -> None:
+    await store.append([new_event("vm", 0), new_event("vm", 1)])
+    before = await store.read_batch(0, 10)
+    statements = [
+        "UPDATE events SET type = 'removed' WHERE position = 1",
+        "UPDATE events SET data = data",
+        "DELETE FROM events WHERE position = 2",
+        "DELETE FROM events",
+    ]
+    if store.dialect == "postgresql":
+        statements.append("TRUNCATE events")
+    for sql in statements:
+        with pytest.raises(EventStoreError, match="append-only") as caught:
+            await raw_execute(store, sql)
+        assert type(caught.value).__name__ == "AppendOnlyViolationError", sql
+    assert await store.read_batch(0, 10) == before
+
+
+async def test_settings_are_stored_once_for_every_store(
+    store: EventStore, database_url: str
+) -> None:
+    assert await store.get_setting("key") is None
+    other = await open_store(database_url)
+    try:
+        values = await asyncio.gather(
+            store.ensure_setting("key", lambda: "first"),
+            other.ensure_setting("key", lambda: "second"),
+        )
+        assert values[0] == values[1]
+        assert await other.get_setting("key") == values[0]
+        assert await store.ensure_setting("key", lambda: "third") == values[0]
+    finally:
+        await other.close()
+    rows = await raw_fetch(store, "SELECT name, value FROM settings")
+    assert rows == [("key", values[0])]
+
+
+async def test_wait_for_events_times_out_with_the_head(store: EventStore) -> None:
+    await store.append([new_event("vm", 0)])
+    assert await store.wait_for_events(0, 5) == 1  # already past: no waiting
+    started = time.monotonic()
+    assert await store.wait_for_events(1, 0.3) == 1
+    assert 0.25 <= time.monotonic() - started < 2
+
+
+async def test_wait_for_events_wakes_for_an_append_of_this_store(store: EventStore) -> None:
+    waiter = asyncio.create_task(store.wait_for_events(0, 10))
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+    started = time.monotonic()
+    await store.append([new_event("vm", 0)])
+    assert await waiter == 1
+    assert time.monotonic() - started < 0.5  # the in-process signal, not a poll
+
+
+async def test_wait_for_events_wakes_for_another_store_object(
+    store: EventStore, database_url: str
+) -> None:
+    """Another process's append: data_version (SQLite) or NOTIFY (PostgreSQL)."""
+    writer = await open_store(database_url)
+    try:
+        waiter = asyncio.create_task(store.wait_for_events(0, 10))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        started = time.monotonic()
+        await writer.append([new_event("vm", 0), new_event("vm", 1)])
+        assert await waiter == 2
+        elapsed = time.monotonic() - started
+        # NOTIFY is immediate; SQLite's data_version is checked about once a second.
+        assert elapsed < (0.5 if store.dialect == "postgresql" else 2.5)
+    finally:
+        await writer.close()
+
+
+async def test_named_lock_excludes_across_store_objects(
+    store: EventStore, database_url: str
+) -> None:
+    other = await open_store(database_url)
+    try:
+        async with store.named_lock("poller:lab") as held:
+            assert held is True
+            async with other.named_lock("poller:lab", wait=False) as held_other:
+                assert held_other is False
+            async with store.named_lock("poller:lab", wait=False) as held_again:
+                assert held_again is False  # not re-entrant either
+            async with other.named_lock("poller:other", wait=False) as held_other_name:
+                assert held_other_name is True
+
+        async with other.named_lock("poller:lab", wait=False) as held_other:
+            assert held_other is True
+
+        # With wait=True the second holder waits until the first lets go.
+        order: list[str] = []
+
+        async def second() -> None:
+            async with other.named_lock("runner") as got:
+                assert got is True
+                order.append("second got it")
+
+        async with store.named_lock("runner"):
+            task = asyncio.create_task(second())
+            await asyncio.sleep(0.3)
+            order.append("first releases")
+        await asyncio.wait_for(task, 10)
+        assert order == ["first releases", "second got it"]
+    finally:
+        await other.close()
+
+
+@pytest.mark.postgres
+async def test_unreachable_postgres_names_the_url_with_the_password_masked() -> None:
+    url = "postgresql://pvetrail:s3cret-pw@127.0.0.1:1/pvetrail"
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        await open_store(url)
+    message = str(caught.value)
+    assert "s3cret-pw" not in message
+    assert "postgresql://pvetrail:***@127.0.0.1:1/pvetrail" in message
+    assert caught.value.__cause__ is not None
+
+
+async def test_sqlite_in_a_missing_folder_is_unavailable(tmp_path: object) -> None:
+    with pytest.raises(DatabaseUnavailableError, match="does not exist"):
+        await open_store(f"sqlite:///{tmp_path}/no/such/folder/pvetrail.db")
+
+
+async def test_a_store_that_is_not_migrated_says_so(database_url: str) -> None:
+    fresh = await open_store(database_url)
+    try:
+        with pytest.raises(EventStoreError, match=r"pvetrail migrate"):
+            await fresh.head()
+    finally:
+        await fresh.close()
