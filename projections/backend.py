@@ -1,0 +1,105 @@
+"""The projections' port to a database: what differs between SQLite and PostgreSQL.
+
+The projection and query SQL is written once, with ``?`` placeholders and table names as
+``{table}`` fields; a backend converts placeholders, times and the few statements that differ
+(copying a table's shape, swapping tables, locking the checkpoints). ``sqlite.py`` and
+``postgres.py`` implement it, like the event store's backends beside ``eventstore/store.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from eventstore import EventStore
+
+
+class Backend(abc.ABC):
+    """One dialect's way of running the projections' SQL on the driver's own connection."""
+
+    dialect: str
+
+    def __init__(self) -> None:
+        self._converted: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        """The statement in this dialect's placeholder style (converted once, then cached)."""
+        found = self._converted.get(text)
+        if found is None:
+            found = self._convert(text)
+            self._converted[text] = found
+        return found
+
+    def _convert(self, text: str) -> str:
+        return text
+
+    # -- values --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def time_in(self, value: datetime) -> Any:
+        """A time as this backend stores and compares it."""
+
+    @abc.abstractmethod
+    def time_out(self, value: Any) -> datetime:
+        """A stored time as an aware UTC datetime."""
+
+    def time_or_none(self, value: Any) -> datetime | None:
+        """:meth:`time_out`, passing None through."""
+        return None if value is None else self.time_out(value)
+
+    # -- statements ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def fetch(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """All rows of a query (rows index like tuples)."""
+
+    async def fetchone(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> Any:
+        """The first row of a query, or None."""
+        rows = await self.fetch(conn, sql, args)
+        return rows[0] if rows else None
+
+    @abc.abstractmethod
+    async def execute(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+
+    @abc.abstractmethod
+    async def executemany(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per row."""
+
+    # -- schema --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def table_exists(self, conn: Any, name: str) -> bool:
+        """Whether a table of that name is visible on this connection."""
+
+    @abc.abstractmethod
+    async def create_like(self, conn: Any, table: str, shadow: str) -> None:
+        """Create an empty table ``shadow`` with ``table``'s columns, keys and indexes."""
+
+    async def drop_table(self, conn: Any, name: str) -> None:
+        """Drop a table if it exists (a rebuild's leftover shadow)."""
+        await self.execute(conn, f"DROP TABLE IF EXISTS {name}")
+
+    async def swap(self, conn: Any, table: str, shadow: str) -> None:
+        """Replace ``table`` by ``shadow`` inside the caller's transaction."""
+        await self.execute(conn, f"DROP TABLE {table}")
+        await self.execute(conn, f"ALTER TABLE {shadow} RENAME TO {table}")
+
+    @abc.abstractmethod
+    async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
+        """Every projection's checkpoint, locked until the caller's transaction ends."""
+
+
+def backend_for(store: EventStore) -> Backend:
+    """The backend of a store's dialect (one instance per store, caching converted SQL)."""
+    found: Backend | None = getattr(store, "_projections_backend", None)
+    if found is None:
+        if store.dialect == "sqlite":
+            from .sqlite import SQLiteBackend
+
+            found = SQLiteBackend()
+        else:
+            from .postgres import PostgresBackend
+
+            found = PostgresBackend()
+        store._projections_backend = found  # type: ignore[attr-defined]
+    return found

@@ -1,0 +1,289 @@
+"""The fold: events in position order to rows of the three projections (no I/O here).
+
+One fold feeds all three projections, because versions and relations both depend on each
+resource's state. The runner and the rebuild share this code, so a rebuild gives exactly the
+rows that incremental application gave (DESIGN.md invariant 2): batch boundaries decide only
+whether a version is written already closed or closed later by an UPDATE.
+
+Times are the backend's own values (TEXT in ``format_time`` form on SQLite, ``datetime`` on
+PostgreSQL); the fold only compares them. **Effective time**: a change counts from its
+``observed_at`` (CONTRACT.md), but never before an earlier change of the same resource, so a
+resource's versions tile time without overlap even if a collector's clock stepped back. In
+other words, the state at T is the fold of the longest prefix of the resource's events whose
+``observed_at`` are all at or before T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgspec
+
+from collectors.events import (
+    CREATES,
+    ENDS,
+    ConfigChanged,
+    ResourceEvent,
+    TaskSeen,
+    UnknownEventError,
+    apply_changes,
+    decode,
+)
+
+from .errors import ProjectionStoppedError
+from .relations import EdgeKey, affects_edges, edges_of
+
+PROJECTIONS = ("resources", "versions", "relations")
+"""Projection names, each with its own checkpoint and tables."""
+
+TABLES = {"resources": "proj_resources", "versions": "proj_versions", "relations": "proj_edges"}
+"""The table each projection owns."""
+
+_state_encoder = msgspec.json.Encoder(order="sorted")
+_state_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class RawEvent(NamedTuple):
+    """The envelope fields the fold needs, times in the backend's own form."""
+
+    position: int
+    stream_id: str
+    type: str
+    schema_version: int
+    observed_at: Any
+    observed_after: Any
+    data: bytes
+
+
+@dataclass(slots=True)
+class Tracked:
+    """A resource's fold state: what a row of ``proj_resources`` holds."""
+
+    resource_id: str
+    state: dict[str, Any]
+    removed: bool
+    position: int
+    time: Any
+    first_position: int
+    first_seen: Any
+    last_seen: Any = None
+
+
+def encode_state(state: dict[str, Any]) -> str:
+    """The state as JSON text with sorted keys (one spelling for equal states)."""
+    return _state_encoder.encode(state).decode()
+
+
+def decode_state(text: str | bytes) -> dict[str, Any]:
+    """A state from its JSON text."""
+    return _state_decoder.decode(text)
+
+
+def tags_column(tags: Any) -> str:
+    """Tags as ``;a;b;`` (``''`` for none), so ``LIKE '%;tag;%'`` finds one on any backend."""
+    if not tags:
+        return ""
+    if isinstance(tags, str):
+        tags = [t for t in tags.replace(",", ";").replace(" ", ";").split(";") if t]
+    return ";" + ";".join(str(t) for t in tags) + ";"
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def state_columns(resource_id: str, state: dict[str, Any]) -> tuple[Any, ...]:
+    """(cluster, type, node, vmid, name, status, tags, pool, lock, digest) of a state."""
+    parts = resource_id.split("/")
+    return (
+        state.get("cluster") or parts[0],
+        state.get("type") or (parts[1] if len(parts) > 1 else ""),
+        state.get("node"),
+        _int_or_none(state.get("vmid")),
+        state.get("name"),
+        state.get("status"),
+        tags_column(state.get("tags")),
+        state.get("pool"),
+        state.get("lock"),
+        state.get("digest"),
+    )
+
+
+def resource_row(t: Tracked) -> tuple[Any, ...]:
+    """The ``proj_resources`` row of a tracked resource."""
+    return (
+        t.resource_id,
+        *state_columns(t.resource_id, t.state),
+        encode_state(t.state),
+        1 if t.removed else 0,
+        t.position,
+        t.time,
+        t.first_position,
+        t.first_seen,
+        t.last_seen,
+    )
+
+
+RESOURCE_COLUMNS = (
+    "resource_id, cluster, type, node, vmid, name, status, tags, pool, lock, digest, state, "
+    "removed, position, observed_at, first_position, first_seen, last_seen"
+)
+VERSION_COLUMNS = (
+    "resource_id, valid_from_position, valid_to_position, valid_from_time, valid_to_time, "
+    "cluster, type, node, vmid, name, status, tags, pool, lock, digest, state"
+)
+EDGE_COLUMNS = "from_id, rel, to_id, attrs, since_position, since_time, until_position, until_time"
+
+
+def tracked_from_row(row: Any) -> Tracked:
+    """A tracked resource from a ``proj_resources`` row selected as RESOURCE_COLUMNS."""
+    return Tracked(
+        resource_id=row[0],
+        state=decode_state(row[11]),
+        removed=bool(row[12]),
+        position=row[13],
+        time=row[14],
+        first_position=row[15],
+        first_seen=row[16],
+        last_seen=row[17],
+    )
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """The rows one batch of events writes; rows are lists so a later close can fill them."""
+
+    resources: dict[str, Tracked] = field(default_factory=dict)
+    version_inserts: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    version_closes: list[tuple[int, Any, str, int]] = field(default_factory=list)
+    edge_inserts: list[list[Any]] = field(default_factory=list)
+    open_edges: dict[EdgeKey, list[Any]] = field(default_factory=dict)
+    edge_closes: list[tuple[int, Any, str, str, str, str]] = field(default_factory=list)
+    events: int = 0
+    last_position: int = 0
+
+
+class Folder:
+    """Applies events to tracked resources, writing the resulting rows into a BatchOutput.
+
+    ``cache`` must hold every resource of the events' streams that exists in the tables (the
+    runner loads missing ones before each batch); a stream absent from it is new.
+    """
+
+    def __init__(self, cache: dict[str, Tracked]) -> None:
+        self.cache = cache
+
+    def apply(self, event: RawEvent, out: BatchOutput) -> None:
+        """Fold one event; raises :class:`ProjectionStoppedError` on one it cannot read."""
+        try:
+            payload = decode(event.type, event.schema_version, event.data)
+        except (UnknownEventError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProjectionStoppedError(
+                f"projections stopped at position {event.position} "
+                f"(stream {event.stream_id!r}, type {event.type!r}, schema version "
+                f"{event.schema_version}): {exc}",
+                event.position,
+            ) from exc
+        # Counted only once decoded: a batch that stops here writes the events before it.
+        out.events += 1
+        out.last_position = event.position
+        if isinstance(payload, TaskSeen):
+            return  # tasks are never resources; history reads their actor from the envelope
+        rid = event.stream_id
+        old = self.cache.get(rid)
+        time = event.observed_at if old is None else max(event.observed_at, old.time)
+        alive = old is not None and not old.removed
+        old_state = old.state if old is not None and alive else None
+        if event.type in ENDS:
+            if old is None or not alive:
+                return  # the end of something not alive changes nothing
+            new_state: dict[str, Any] | None = None
+        elif event.type in CREATES:
+            state = dict(getattr(payload, "state", {}))
+            new_state = self._with_identity(rid, state)
+        else:
+            assert isinstance(payload, ResourceEvent)
+            base = old_state if old_state is not None else self._with_identity(rid, {})
+            new_state = apply_changes(base, payload.changes)
+            if isinstance(payload, ConfigChanged) and payload.digest is not None:
+                new_state["digest"] = payload.digest
+        fields: list[str] | None = None
+        if isinstance(payload, ResourceEvent) and old_state is not None:
+            fields = [c.field for c in payload.changes]
+        self._write(event, out, old, old_state, new_state, time, alive, fields)
+
+    @staticmethod
+    def _with_identity(rid: str, state: dict[str, Any]) -> dict[str, Any]:
+        parts = rid.split("/")
+        state.setdefault("id", rid)
+        state.setdefault("cluster", parts[0])
+        state.setdefault("type", parts[1] if len(parts) > 1 else "")
+        return state
+
+    def _write(
+        self,
+        event: RawEvent,
+        out: BatchOutput,
+        old: Tracked | None,
+        old_state: dict[str, Any] | None,
+        new_state: dict[str, Any] | None,
+        time: Any,
+        alive: bool,
+        fields: list[str] | None,
+    ) -> None:
+        rid = event.stream_id
+        pos = event.position
+        # versions: close the open one, open the new one
+        if old is not None and alive:
+            pending = out.version_inserts.get((rid, old.position))
+            if pending is not None:
+                pending[2], pending[4] = pos, time
+            else:
+                out.version_closes.append((pos, time, rid, old.position))
+        if new_state is not None:
+            row = [
+                rid,
+                pos,
+                None,
+                time,
+                None,
+                *state_columns(rid, new_state),
+                encode_state(new_state),
+            ]
+            out.version_inserts[(rid, pos)] = row
+        # relations: only when a field an edge depends on may have changed
+        if fields is None or any(affects_edges(f) for f in fields):
+            before = edges_of(rid, old_state)
+            after = edges_of(rid, new_state)
+            for key in sorted(before - after):
+                open_row = out.open_edges.pop(key, None)
+                if open_row is not None:
+                    open_row[6], open_row[7] = pos, time
+                else:
+                    out.edge_closes.append((pos, time, *key))
+            for key in sorted(after - before):
+                edge = [*key, pos, time, None, None]
+                out.edge_inserts.append(edge)
+                out.open_edges[key] = edge
+        # current state
+        if new_state is None:
+            assert old is not None
+            # The last observation that showed it: the removal's observed_after, else (not
+            # known) its last change.
+            old.last_seen = event.observed_after if event.observed_after is not None else old.time
+            old.removed = True
+            old.position = pos
+            old.time = time
+            tracked = old
+        elif old is None:
+            tracked = Tracked(rid, new_state, False, pos, time, pos, time)
+        else:
+            old.state, old.removed, old.position, old.time = new_state, False, pos, time
+            old.last_seen = None
+            tracked = old
+        self.cache[rid] = tracked
+        out.resources[rid] = tracked

@@ -1,0 +1,152 @@
+"""Edges derived from one resource's state: the relations projection's pure part.
+
+An edge is ``(from, rel, to, attrs)``; attrs are JSON text with sorted keys so that an edge's
+identity is a plain tuple. Parsing follows pve-api.md §8: disks are property strings whose
+first item (or ``file=``/``volume=``) is a volid ``storage:volume``; ``none`` and host paths
+(``/mnt/...``) name no storage; a cdrom counts only when it names a volume
+(``local:iso/debian.iso,media=cdrom``). NICs name their bridge with ``bridge=`` and an
+optional VLAN ``tag=``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+EdgeKey = tuple[str, str, str, str]
+"""(from_id, rel, to_id, attrs JSON)."""
+
+GUEST_TYPES = ("qemu", "lxc")
+
+_DISK_KEY = re.compile(r"^(?:(?:scsi|virtio|sata|ide|mp|unused)\d+|rootfs|efidisk0|tpmstate0)$")
+_NET_KEY = re.compile(r"^net\d+$")
+_BACKUP_NAME = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
+_PBS_NAME = re.compile(r"(?:^|/)(vm|ct)/(\d+)/")
+
+_encoder = msgspec.json.Encoder(order="sorted")
+
+EDGE_FIELDS = frozenset({"node", "pool", "ha_state", "vmid", "subtype", "volid"})
+"""Top-level state fields an edge depends on (besides disk and NIC config keys)."""
+
+
+def affects_edges(field: str) -> bool:
+    """Whether a change of this state field can change the resource's edges."""
+    if field in EDGE_FIELDS:
+        return True
+    prefix, _, key = field.partition(".")
+    return prefix == "config" and bool(_DISK_KEY.match(key) or _NET_KEY.match(key))
+
+
+def property_items(value: str) -> tuple[str, dict[str, str]]:
+    """A property string's default item (the first one without ``=``) and its keyed items."""
+    default = ""
+    items: dict[str, str] = {}
+    for position, part in enumerate(value.split(",")):
+        key, sep, val = part.partition("=")
+        if not sep:
+            if position == 0:
+                default = part.strip()
+            continue
+        items[key.strip()] = val.strip()
+    return default, items
+
+
+def disk_storage(value: Any) -> tuple[str, str] | None:
+    """(storage, volid) a disk or mount-point value uses, or None (empty drive, host path)."""
+    if not isinstance(value, str):
+        return None
+    default, items = property_items(value)
+    volid = default or items.get("file") or items.get("volume") or ""
+    if not volid or volid == "none" or volid.startswith("/"):
+        return None
+    storage, sep, volume = volid.partition(":")
+    if not sep or not storage or not volume:
+        return None  # allocation syntax without a volume, or garbage: no storage named
+    return storage, volid
+
+
+def nic_bridge(value: Any) -> tuple[str, int | str | None] | None:
+    """(bridge, VLAN tag) of a NIC value, or None when it names no bridge."""
+    if not isinstance(value, str):
+        return None
+    _, items = property_items(value)
+    bridge = items.get("bridge")
+    if not bridge:
+        return None
+    tag: int | str | None = items.get("tag")
+    if isinstance(tag, str) and tag.isdigit():
+        tag = int(tag)
+    return bridge, tag
+
+
+def _attrs(value: dict[str, Any]) -> str:
+    return _encoder.encode(value).decode()
+
+
+def _guest_of_backup(resource_id: str, state: dict[str, Any]) -> str | None:
+    cluster = state.get("cluster") or resource_id.split("/", 1)[0]
+    vmid = state.get("vmid")
+    subtype = state.get("subtype")
+    volid = str(state.get("volid") or resource_id)
+    kind: str | None = subtype if subtype in GUEST_TYPES else None
+    if kind is None or vmid is None:
+        found = _BACKUP_NAME.search(volid)
+        if found:
+            kind = kind or ("lxc" if found.group(1) == "openvz" else found.group(1))
+            vmid = vmid if vmid is not None else found.group(2)
+        else:
+            pbs = _PBS_NAME.search(volid)
+            if pbs:
+                kind = kind or ("qemu" if pbs.group(1) == "vm" else "lxc")
+                vmid = vmid if vmid is not None else pbs.group(2)
+    if kind is None or vmid is None:
+        return None
+    return f"{cluster}/{kind}/{vmid}"
+
+
+def edges_of(resource_id: str, state: dict[str, Any] | None) -> set[EdgeKey]:
+    """Every edge a resource in this state has (empty for a removed resource)."""
+    if state is None:
+        return set()
+    parts = resource_id.split("/")
+    cluster = parts[0]
+    kind = state.get("type") or (parts[1] if len(parts) > 1 else "")
+    edges: set[EdgeKey] = set()
+    node = state.get("node")
+    pool = state.get("pool")
+    if pool:
+        edges.add((resource_id, "member_of", f"{cluster}/pool/{pool}", "{}"))
+    if kind in GUEST_TYPES:
+        if node:
+            edges.add((resource_id, "runs_on", f"{cluster}/node/{node}", "{}"))
+        if state.get("ha_state"):
+            attrs = _attrs({"state": state["ha_state"]})
+            edges.add((resource_id, "ha_managed", f"{cluster}/cluster", attrs))
+        config = state.get("config") or {}
+        storages: dict[str, tuple[list[str], list[str]]] = {}
+        for key in sorted(config):
+            if _DISK_KEY.match(key):
+                used = disk_storage(config[key])
+                if used is not None and node:
+                    keys, volumes = storages.setdefault(used[0], ([], []))
+                    keys.append(key)
+                    volumes.append(used[1])
+            elif _NET_KEY.match(key):
+                nic = nic_bridge(config[key])
+                if nic is not None and node:
+                    attrs = _attrs({"key": key, "tag": nic[1]})
+                    edges.add(
+                        (resource_id, "attached_to", f"{cluster}/network/{node}/{nic[0]}", attrs)
+                    )
+        for storage, (keys, volumes) in storages.items():
+            attrs = _attrs({"keys": keys, "volumes": sorted(volumes)})
+            edges.add((resource_id, "uses_storage", f"{cluster}/storage/{node}/{storage}", attrs))
+    elif kind == "snapshot" and len(parts) >= 4:
+        edges.add((resource_id, "snapshot_of", f"{cluster}/{parts[2]}/{parts[3]}", "{}"))
+    elif kind == "backup":
+        guest = _guest_of_backup(resource_id, state)
+        if guest is not None:
+            edges.add((resource_id, "backup_of", guest, "{}"))
+    return edges

@@ -1,0 +1,355 @@
+"""The projection runner (follows the log) and the rebuild (from position 0 into fresh tables).
+
+Each batch is one transaction that writes the rows and advances the checkpoints together, so a
+crash between events can neither skip nor double-apply one. The runner checks, inside that
+transaction, that the checkpoints are still where it read its events from: another process's
+catch-up or a rebuild's swap makes it drop its cache and continue from the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from eventstore import EventStore, EventStoreError, utcnow
+
+from .backend import Backend, backend_for
+from .errors import ProjectionStateError, ProjectionStoppedError
+from .fold import PROJECTIONS, TABLES, BatchOutput, Folder, RawEvent, Tracked
+from .models import ProjectionLag, RebuildResult
+from .tables import (
+    READ_CHECKPOINTS,
+    RECORDED_AT,
+    head,
+    load_tracked,
+    read_events,
+    set_checkpoints,
+    write_batch,
+)
+
+log = logging.getLogger("pvetrail.projections")
+
+RUNNER_LOCK = "projections"
+"""The named lock one runner per database holds while it applies events."""
+
+REBUILD_LOCK = "projections-rebuild"
+"""Held by a rebuild while it fills its shadow tables."""
+
+SHADOW_SUFFIX = "__rebuild"
+
+BATCH_SIZE = 2000
+"""Events per transaction while following (small: appends wait for it on SQLite)."""
+
+REBUILD_BATCH_SIZE = 20_000
+"""Events per transaction in a rebuild (large: fewer commits and version UPDATEs)."""
+
+CACHE_LIMIT = 200_000
+"""Resources the runner keeps in memory between batches before it starts again from the table."""
+
+_NO_LIMIT = 2**62
+
+
+def common_checkpoint(checkpoints: Mapping[str, int]) -> int:
+    """The one checkpoint all projections share; they move together, else the runner stops."""
+    missing = [name for name in PROJECTIONS if name not in checkpoints]
+    if missing:
+        raise ProjectionStateError(
+            f"projection checkpoints missing for {', '.join(missing)}: run `pvetrail migrate`"
+        )
+    values = {checkpoints[name] for name in PROJECTIONS}
+    if len(values) != 1:
+        raise ProjectionStateError(
+            f"projection checkpoints differ ({dict(checkpoints)}): run `pvetrail rebuild`"
+        )
+    return values.pop()
+
+
+async def fold_batch(
+    backend: Backend,
+    conn: Any,
+    events: Sequence[RawEvent],
+    cache: dict[str, Tracked],
+    tables: Mapping[str, str],
+    *,
+    load_from: str | None,
+) -> tuple[BatchOutput, ProjectionStoppedError | None]:
+    """Fold events and write their rows into ``tables`` on ``conn`` (inside a transaction).
+
+    Resources missing from ``cache`` are loaded from the table ``load_from`` first (None: the
+    cache is complete). Returns the output and, if an event could not be applied, the error:
+    the rows of the events before it are written all the same.
+    """
+    if load_from is not None:
+        missing = sorted({e.stream_id for e in events if e.stream_id not in cache})
+        await load_tracked(backend, conn, load_from, missing, cache)
+    out = BatchOutput()
+    folder = Folder(cache)
+    stopped: ProjectionStoppedError | None = None
+    for event in events:
+        try:
+            folder.apply(event, out)
+        except ProjectionStoppedError as exc:
+            stopped = exc
+            break
+    await write_batch(backend, conn, out, tables)
+    return out, stopped
+
+
+class ProjectionRunner:
+    """Applies new events to every projection; one per database is active at a time."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        batch_size: int = BATCH_SIZE,
+        idle_timeout: float = 5.0,
+        standby_interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.backend = backend_for(store)
+        self.batch_size = batch_size
+        self.idle_timeout = idle_timeout
+        self.standby_interval = standby_interval
+        self.error: ProjectionStoppedError | None = None
+        """Set when a projection stopped at an event it cannot apply."""
+        self.active = False
+        """True while this runner holds the runner lock (False: stand-by or stopped)."""
+        self._cache: dict[str, Tracked] = {}
+        self._checkpoint: int | None = None
+        self._advanced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def position(self) -> int | None:
+        """The checkpoint this runner last applied or saw (None before its first batch)."""
+        return self._checkpoint
+
+    # -- following -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start following the log in the background: catch up, then apply events as they
+        arrive (``wait_for_events``, no busy polling). While another process holds the runner
+        lock this one stands by, trying again every ``standby_interval`` seconds."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="pvetrail-projections")
+
+    async def stop(self) -> None:
+        """Stop following; a batch in flight is rolled back (its events are applied later)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.active = False
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self.store.named_lock(RUNNER_LOCK, wait=False) as held:
+                    self.active = held
+                    if not held:
+                        await asyncio.sleep(self.standby_interval)
+                        continue
+                    while True:
+                        checkpoint = await self.catch_up()
+                        await self.store.wait_for_events(checkpoint, self.idle_timeout)
+            except ProjectionStoppedError as exc:
+                self.error = exc
+                self.active = False
+                log.error("%s; the projections stay at position %d", exc, exc.position - 1)
+                return
+            except (EventStoreError, ProjectionStateError) as exc:
+                self.active = False
+                log.warning("projection runner: %s; retrying in %.0f s", exc, 1.0)
+                await asyncio.sleep(1.0)
+            finally:
+                self.active = False
+
+    async def wait_until(self, position: int, timeout: float) -> bool:
+        """Wait until the projections have applied ``position``; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._checkpoint is None or self._checkpoint < position:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            signal = self._advanced
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), min(remaining, 0.5))
+            if self._checkpoint is None or self._checkpoint < position:
+                self._checkpoint = await self.checkpoint()
+        return True
+
+    # -- applying ------------------------------------------------------------------------
+    async def checkpoint(self) -> int:
+        """The projections' checkpoint as the database holds it now."""
+        async with self.store.read_connection() as conn:
+            rows = await self.backend.fetch(conn, READ_CHECKPOINTS)
+        return common_checkpoint({name: int(position) for name, position in rows})
+
+    async def catch_up(self) -> int:
+        """Apply everything up to the head now; returns the checkpoint reached.
+
+        Safe to call from several processes at once (each batch checks the checkpoint it read
+        from); raises :class:`ProjectionStoppedError` at an event it cannot apply.
+        """
+        while True:
+            if not await self._apply_batch():
+                assert self._checkpoint is not None
+                return self._checkpoint
+
+    async def _apply_batch(self) -> bool:
+        """One batch in one transaction; False when there was nothing to apply."""
+        if self._checkpoint is None:
+            self._checkpoint = await self.checkpoint()
+        expected = self._checkpoint
+        async with self.store.read_connection() as conn:
+            events = await read_events(self.backend, conn, expected, _NO_LIMIT, self.batch_size)
+        if not events:
+            return False
+        if len(self._cache) > CACHE_LIMIT:
+            self._cache.clear()
+        stopped: ProjectionStoppedError | None = None
+        try:
+            async with self.store.transaction() as conn:
+                current = common_checkpoint(await self.backend.lock_checkpoints(conn))
+                if current != expected:
+                    # Another catch-up or a rebuild's swap moved it: our cache is stale.
+                    self._cache.clear()
+                    self._checkpoint = current
+                    return True
+                out, stopped = await fold_batch(
+                    self.backend, conn, events, self._cache, TABLES, load_from=TABLES["resources"]
+                )
+                if out.events:
+                    await set_checkpoints(self.backend, conn, PROJECTIONS, out.last_position)
+        except BaseException:
+            # The transaction rolled back; the cache may hold states it never wrote.
+            self._cache.clear()
+            self._checkpoint = None
+            raise
+        if out.events:
+            self._checkpoint = out.last_position
+            signal, self._advanced = self._advanced, asyncio.Event()
+            signal.set()
+        if stopped is not None:
+            self.error = stopped
+            raise stopped
+        return True
+
+    async def lag(self) -> ProjectionLag:
+        """How far the projections are behind the log (for /readyz and /metrics)."""
+        checkpoint = await self.checkpoint()
+        async with self.store.read_connection() as conn:
+            top = await head(self.backend, conn)
+            seconds = 0.0
+            if top > checkpoint:
+                row = await self.backend.fetchone(conn, RECORDED_AT, (checkpoint + 1,))
+                if row is not None:
+                    age = utcnow() - self.backend.time_out(row[0])
+                    seconds = max(0.0, age.total_seconds())
+        return ProjectionLag(head=top, checkpoint=checkpoint, seconds=seconds)
+
+
+# -- rebuild ---------------------------------------------------------------------------------
+def _chosen(names: Sequence[str] | None) -> list[str]:
+    if not names:
+        return list(PROJECTIONS)
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown:
+        raise ProjectionStateError(
+            f"unknown projection {', '.join(map(repr, unknown))} (known: {', '.join(PROJECTIONS)})"
+        )
+    return [n for n in PROJECTIONS if n in names]
+
+
+async def rebuild(
+    store: EventStore,
+    names: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    batch_size: int = REBUILD_BATCH_SIZE,
+) -> RebuildResult:
+    """Rebuild projections (all by default) from position 0 into fresh tables, then swap them
+    in within one transaction, so readers never see half a rebuild; safe while a runner runs.
+
+    The rebuilt projections end at the others' checkpoint (or at the head when all are
+    rebuilt), so all checkpoints stay equal. ``progress`` gets (done, total) per batch.
+    """
+    chosen = _chosen(names)
+    others = [n for n in PROJECTIONS if n not in chosen]
+    backend = backend_for(store)
+    shadows = {n: TABLES[n] + SHADOW_SUFFIX for n in chosen}
+    started = time.perf_counter()
+    async with store.named_lock(REBUILD_LOCK, wait=False) as held:
+        if not held:
+            raise ProjectionStateError("another rebuild is running on this database")
+        if others:
+            await ProjectionRunner(store).catch_up()
+        try:
+            async with store.transaction() as conn:
+                for name, shadow in shadows.items():
+                    await backend.drop_table(conn, shadow)
+                    await backend.create_like(conn, TABLES[name], shadow)
+            cache: dict[str, Tracked] = {}
+            done = 0
+            while True:
+                async with store.read_connection() as conn:
+                    target = await _target(backend, conn, others, lock=False)
+                    events = await read_events(backend, conn, done, target, batch_size)
+                if not events:
+                    break
+                async with store.transaction() as conn:
+                    done = await _fold_shadow(backend, conn, events, cache, shadows)
+                if progress is not None:
+                    progress(done, target)
+            async with store.transaction() as conn:
+                target = await _target(backend, conn, others, lock=True)
+                while done < target:
+                    events = await read_events(backend, conn, done, target, batch_size)
+                    if not events:
+                        break
+                    done = await _fold_shadow(backend, conn, events, cache, shadows)
+                for name, shadow in shadows.items():
+                    await backend.swap(conn, TABLES[name], shadow)
+                await set_checkpoints(backend, conn, chosen, done)
+            if progress is not None:
+                progress(done, done)
+        finally:
+            with contextlib.suppress(EventStoreError):
+                async with store.transaction() as conn:
+                    for shadow in shadows.values():
+                        await backend.drop_table(conn, shadow)
+    seconds = time.perf_counter() - started
+    return RebuildResult(
+        projections=chosen, events=done, seconds=seconds, rate=done / seconds if seconds else 0.0
+    )
+
+
+async def _target(backend: Backend, conn: Any, others: Sequence[str], *, lock: bool) -> int:
+    """Where a rebuild stops: the other projections' checkpoint, or the head."""
+    if lock:
+        checkpoints = await backend.lock_checkpoints(conn)
+    else:
+        rows = await backend.fetch(conn, READ_CHECKPOINTS)
+        checkpoints = {name: int(position) for name, position in rows}
+    if others:
+        return min(checkpoints[name] for name in others)
+    return await head(backend, conn)
+
+
+async def _fold_shadow(
+    backend: Backend,
+    conn: Any,
+    events: Sequence[RawEvent],
+    cache: dict[str, Tracked],
+    shadows: Mapping[str, str],
+) -> int:
+    out, stopped = await fold_batch(backend, conn, events, cache, shadows, load_from=None)
+    if stopped is not None:
+        raise stopped
+    return out.last_position

@@ -1,0 +1,108 @@
+"""Reading the log and writing a batch's rows: the SQL the runner and the rebuild share.
+
+Statements are written once with ``?`` placeholders and ``{t}`` for the table, so a rebuild can
+aim them at its shadow tables; :mod:`projections.backend` turns them into each dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .backend import Backend
+from .fold import (
+    EDGE_COLUMNS,
+    RESOURCE_COLUMNS,
+    VERSION_COLUMNS,
+    BatchOutput,
+    RawEvent,
+    Tracked,
+    resource_row,
+    tracked_from_row,
+)
+
+READ_EVENTS = (
+    "SELECT position, stream_id, type, schema_version, observed_at, observed_after, data "
+    "FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?"
+)
+HEAD = "SELECT COALESCE(MAX(position), 0) FROM events"
+RECORDED_AT = "SELECT recorded_at FROM events WHERE position = ?"
+
+UPSERT_RESOURCE = (
+    "INSERT INTO {t} (" + RESOURCE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (resource_id) DO UPDATE SET cluster = excluded.cluster, "
+    "type = excluded.type, node = excluded.node, vmid = excluded.vmid, name = excluded.name, "
+    "status = excluded.status, tags = excluded.tags, pool = excluded.pool, "
+    "lock = excluded.lock, digest = excluded.digest, state = excluded.state, "
+    "removed = excluded.removed, position = excluded.position, "
+    "observed_at = excluded.observed_at, first_position = excluded.first_position, "
+    "first_seen = excluded.first_seen, last_seen = excluded.last_seen"
+)
+INSERT_VERSION = (
+    "INSERT INTO {t} (" + VERSION_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+CLOSE_VERSION = (
+    "UPDATE {t} SET valid_to_position = ?, valid_to_time = ? "
+    "WHERE resource_id = ? AND valid_from_position = ?"
+)
+INSERT_EDGE = "INSERT INTO {t} (" + EDGE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?)"
+CLOSE_EDGE = (
+    "UPDATE {t} SET until_position = ?, until_time = ? "
+    "WHERE from_id = ? AND rel = ? AND to_id = ? AND attrs = ? AND until_position IS NULL"
+)
+LOAD_RESOURCES = "SELECT " + RESOURCE_COLUMNS + " FROM {t} WHERE resource_id IN ({marks})"
+READ_CHECKPOINTS = "SELECT name, position FROM projection_checkpoints"
+SET_CHECKPOINT = "UPDATE projection_checkpoints SET position = ? WHERE name = ?"
+
+_LOAD_CHUNK = 500
+
+
+async def read_events(
+    backend: Backend, conn: Any, after: int, until: int, limit: int
+) -> list[RawEvent]:
+    """Up to ``limit`` events in ``(after, until]``, in position order."""
+    rows = await backend.fetch(conn, READ_EVENTS, (after, until, limit))
+    return [RawEvent(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
+
+
+async def head(backend: Backend, conn: Any) -> int:
+    """The log's head position."""
+    row = await backend.fetchone(conn, HEAD)
+    return int(row[0]) if row else 0
+
+
+async def load_tracked(
+    backend: Backend, conn: Any, table: str, ids: Sequence[str], into: dict[str, Tracked]
+) -> None:
+    """Load the named resources' rows into ``into`` (ids that have none are new)."""
+    for start in range(0, len(ids), _LOAD_CHUNK):
+        chunk = ids[start : start + _LOAD_CHUNK]
+        sql = LOAD_RESOURCES.format(t=table, marks=",".join("?" * len(chunk)))
+        for row in await backend.fetch(conn, sql, chunk):
+            tracked = tracked_from_row(row)
+            into[tracked.resource_id] = tracked
+
+
+async def write_batch(
+    backend: Backend, conn: Any, out: BatchOutput, tables: Mapping[str, str]
+) -> None:
+    """Write a batch's rows into the tables of the projections named in ``tables``."""
+    if "resources" in tables:
+        rows = [resource_row(t) for t in out.resources.values()]
+        await backend.executemany(conn, UPSERT_RESOURCE.format(t=tables["resources"]), rows)
+    if "versions" in tables:
+        t = tables["versions"]
+        await backend.executemany(conn, CLOSE_VERSION.format(t=t), out.version_closes)
+        await backend.executemany(
+            conn, INSERT_VERSION.format(t=t), list(out.version_inserts.values())
+        )
+    if "relations" in tables:
+        t = tables["relations"]
+        # Closes first: the open-edge unique index allows one open row per edge.
+        await backend.executemany(conn, CLOSE_EDGE.format(t=t), out.edge_closes)
+        await backend.executemany(conn, INSERT_EDGE.format(t=t), out.edge_inserts)
+
+
+async def set_checkpoints(backend: Backend, conn: Any, names: Sequence[str], position: int) -> None:
+    """Advance the named checkpoints (inside the transaction that wrote the rows)."""
+    await backend.executemany(conn, SET_CHECKPOINT, [(position, name) for name in names])
