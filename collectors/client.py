@@ -1,0 +1,187 @@
+"""proxmoxer, wrapped as ``pve-api.md`` §11 says: off the event loop, bounded, and honest.
+
+proxmoxer is synchronous, so every request runs in the cluster's own bounded thread pool;
+clients are built in those threads (a password login talks to the server in the constructor),
+one per thread (requests' sessions are not meant to be shared between threads). A 401 means
+the ticket or token was refused: the thread's client is rebuilt (logging in again) and the
+request tried once more. Transient failures (connection errors, timeouts, 502/503/504) are
+retried with exponential backoff and jitter; a 595-599 (node unreachable behind the proxy)
+or a 500 is not, since asking again would not change the answer.
+
+proxmoxer logs request data at INFO and bodies at DEBUG and sets its loggers to WARNING on
+import: they are left alone here, so secrets never reach the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from proxmoxer import AuthenticationError, ProxmoxAPI, ResourceException
+
+from .config import ClusterConfig
+
+
+class CollectorError(Exception):
+    """Root of every error the collectors raise."""
+
+
+class UnknownClusterError(CollectorError):
+    """No configured cluster has that name."""
+
+
+class PveRequestError(CollectorError):
+    """A Proxmox VE request failed; ``kind`` says how (for metrics and for what it means).
+
+    Kinds: ``unreachable`` (no connection), ``timeout``, ``auth`` (401/403, or a missing
+    secret variable), ``node_offline`` (595-599: the node behind the proxy is unreachable),
+    ``http_5xx``, ``http_4xx``, ``invalid`` (an answer that makes no sense).
+    """
+
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+TRANSIENT = frozenset({"unreachable", "timeout", "http_5xx_retry"})
+
+
+class PveClient:
+    """GET requests to one cluster's API, run in a bounded thread pool."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        environ: Mapping[str, str],
+        *,
+        retries: int = 2,
+        backoff_s: float = 0.25,
+    ) -> None:
+        self.cluster = cluster
+        self._environ = environ
+        self._retries = retries
+        self._backoff_s = backoff_s
+        self._pool = ThreadPoolExecutor(
+            max_workers=cluster.max_workers, thread_name_prefix=f"pve-{cluster.name}"
+        )
+        self._local = threading.local()
+        self._generation = 0  # bumped when credentials are refused: every thread logs in again
+        self._closed = False
+
+    # -- in the worker threads -------------------------------------------------------------
+    def _build(self) -> Any:
+        cluster = self.cluster
+        verify: bool | str = cluster.verify_tls
+        common: dict[str, Any] = {
+            "port": cluster.port,
+            "verify_ssl": verify,
+            "timeout": (cluster.connect_timeout_s, cluster.read_timeout_s),
+        }
+        if cluster.token_id is not None:
+            assert cluster.token_secret_env is not None  # checked by ClusterConfig
+            secret = self._environ.get(cluster.token_secret_env)
+            if not secret:
+                raise PveRequestError(
+                    "auth", f"the variable {cluster.token_secret_env} (token secret) is not set"
+                )
+            user, _, token_name = cluster.token_id.partition("!")
+            return ProxmoxAPI(
+                cluster.hostname, user=user, token_name=token_name, token_value=secret, **common
+            )
+        assert cluster.user is not None and cluster.password_env is not None
+        password = self._environ.get(cluster.password_env)
+        if not password:
+            raise PveRequestError(
+                "auth", f"the variable {cluster.password_env} (password) is not set"
+            )
+        return ProxmoxAPI(cluster.hostname, user=cluster.user, password=password, **common)
+
+    def _api(self, fresh: bool = False) -> Any:
+        local = self._local
+        if fresh or getattr(local, "generation", None) != self._generation:
+            local.api = None
+        if getattr(local, "api", None) is None:
+            local.api = self._translated(self._build)
+            local.generation = self._generation
+        return local.api
+
+    def _translated(self, call: Any) -> Any:
+        try:
+            return call()
+        except PveRequestError:
+            raise
+        except ResourceException as exc:
+            status = int(exc.status_code)
+            text = str(exc.content or exc.status_message)
+            if status in (401, 403):
+                raise PveRequestError("auth", f"{status} {text}", status) from exc
+            if status >= 595:
+                raise PveRequestError("node_offline", f"{status} {text}", status) from exc
+            if status in (502, 503, 504):
+                raise PveRequestError("http_5xx_retry", f"{status} {text}", status) from exc
+            if status >= 500:
+                raise PveRequestError("http_5xx", f"{status} {text}", status) from exc
+            raise PveRequestError("http_4xx", f"{status} {text}", status) from exc
+        except AuthenticationError as exc:
+            raise PveRequestError("auth", f"login refused: {exc}", 401) from exc
+        except requests.Timeout as exc:
+            raise PveRequestError("timeout", f"timed out: {exc.__class__.__name__}") from exc
+        except requests.ConnectionError as exc:
+            raise PveRequestError(
+                "unreachable", f"cannot connect: {_first_line(exc)}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise PveRequestError("unreachable", f"request failed: {_first_line(exc)}") from exc
+        except (ValueError, TypeError) as exc:  # an answer that is not JSON, say
+            raise PveRequestError("invalid", f"unreadable answer: {exc}") from exc
+
+    def _get_sync(self, path: str, params: Mapping[str, Any]) -> Any:
+        api = self._api()
+        try:
+            return self._translated(lambda: api.get(path, **params))
+        except PveRequestError as exc:
+            if exc.kind != "auth" or exc.status != 401:
+                raise
+        # The ticket (or token) was refused: log in again once, then give up.
+        api = self._api(fresh=True)
+        return self._translated(lambda: api.get(path, **params))
+
+    # -- on the event loop ------------------------------------------------------------------
+    async def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` (without ``/api2/json``); the answer's ``data``. Retries transients."""
+        if self._closed:
+            raise CollectorError(f"the client of cluster {self.cluster.name!r} is closed")
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            try:
+                return await loop.run_in_executor(self._pool, self._get_sync, path, params)
+            except PveRequestError as exc:
+                if exc.kind not in TRANSIENT or attempt >= self._retries:
+                    if exc.kind == "http_5xx_retry":
+                        exc.kind = "http_5xx"
+                    raise
+            except RuntimeError as exc:  # the pool was shut down under us
+                raise CollectorError(f"the client of {self.cluster.name!r} is closed") from exc
+            attempt += 1
+            delay = self._backoff_s * (2 ** (attempt - 1))
+            await asyncio.sleep(delay + random.uniform(0, delay))
+
+    def invalidate(self) -> None:
+        """Make every thread build its client again (log in again) before the next request."""
+        self._generation += 1
+
+    async def close(self) -> None:
+        """Stop the threads (after in-flight requests end; queued ones are cancelled)."""
+        self._closed = True
+        await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__

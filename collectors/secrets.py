@@ -1,0 +1,145 @@
+"""Secrets never reach the log: redaction by a keyed fingerprint (invariant 5).
+
+A config value is a secret when its key is ``cipassword`` or contains ``password``, ``secret``,
+``token`` or ``key`` (but not ``sshkeys``, which holds public keys, nor the harmless
+``keyboard``/``keyctl``), and so is such an option inside a property string
+(``password=...`` of a storage or mount string). Each secret becomes
+``hmac-sha256:<hex>``, an HMAC of the value under the fingerprint key: a change of value is
+still a change, the same value gives the same fingerprint in every process and after restarts,
+and the value itself is never stored. Proxmox masks some secrets as ``**********``; a masked
+value tells nothing and is never a change (the previous value is kept).
+
+The key comes from the environment variable ``fingerprint_key_env`` names when it is set;
+otherwise a random key is generated once and kept in the database's ``settings`` table
+(beside the log, never in it), so every process on that database fingerprints alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets as _random
+from collections.abc import Mapping
+from typing import Any
+
+from eventstore import EventStore
+
+FINGERPRINT_PREFIX = "hmac-sha256:"
+MASK = "**********"
+"""What a real Proxmox VE answers instead of some secrets (``cipassword``)."""
+
+KEY_SETTING = "collectors.fingerprint_key"
+"""The ``settings`` row holding the generated key (base64) when no variable names one."""
+
+_SECRET_WORDS = re.compile(r"password|secret|token|key", re.IGNORECASE)
+# Public keys and options that merely contain the word "key": never secrets.
+_NOT_SECRET = frozenset({"sshkeys", "keyboard", "keyctl"})
+
+
+class SecretsError(Exception):
+    """The fingerprint key is unusable (an empty variable, say)."""
+
+
+async def load_fingerprint_key(
+    store: EventStore, key_env: str | None, environ: Mapping[str, str]
+) -> bytes:
+    """The fingerprint key: the named variable's value when set, else the database's own key.
+
+    The database key is made once (32 random bytes) by whichever process asks first and read
+    by every later one, so fingerprints stay stable across restarts and processes.
+    """
+    if key_env:
+        value = environ.get(key_env)
+        if value is not None:
+            if not value:
+                raise SecretsError(f"the fingerprint key variable {key_env} is set but empty")
+            return value.encode()
+    stored = await store.ensure_setting(
+        KEY_SETTING, lambda: base64.b64encode(_random.token_bytes(32)).decode()
+    )
+    return base64.b64decode(stored)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key (or a property-string option) names a secret."""
+    lowered = key.lower()
+    if lowered in _NOT_SECRET:
+        return False
+    return lowered == "cipassword" or bool(_SECRET_WORDS.search(lowered))
+
+
+def fingerprint(key: bytes, value: str) -> str:
+    """The keyed fingerprint of a secret value."""
+    return FINGERPRINT_PREFIX + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def is_fingerprint(value: object) -> bool:
+    """Whether a value is already a fingerprint (redaction is idempotent)."""
+    return isinstance(value, str) and value.startswith(FINGERPRINT_PREFIX)
+
+
+def _redact_property_string(key: bytes, value: str) -> str:
+    """``a=1,password=x`` -> ``a=1,password=hmac-sha256:...``; other parts untouched."""
+    if "=" not in value:
+        return value
+    parts = value.split(",")
+    changed = False
+    for index, part in enumerate(parts):
+        name, sep, option = part.partition("=")
+        if sep and is_secret_key(name.strip()) and option and not is_fingerprint(option):
+            if option != MASK:
+                parts[index] = f"{name}={fingerprint(key, option)}"
+                changed = True
+    return ",".join(parts) if changed else value
+
+
+def redact_value(key: bytes, name: str, value: Any, previous: Any = None) -> Any:
+    """One config value as it may be stored: secrets fingerprinted, a mask never a change.
+
+    ``previous`` is the value stored before (already redacted), kept when Proxmox masks.
+    """
+    if is_secret_key(name):
+        if value == MASK:
+            return previous if previous is not None else MASK
+        if is_fingerprint(value) or value is None:
+            return value
+        text = value if isinstance(value, str) else str(value)
+        return fingerprint(key, text)
+    if isinstance(value, str):
+        redacted = _redact_property_string(key, value)
+        if previous is not None and MASK in value and isinstance(previous, str):
+            # A masked option inside a property string: keep the stored fingerprint when the
+            # rest of the string is unchanged.
+            if _strip_secret_options(redacted) == _strip_secret_options(previous):
+                return previous
+        return redacted
+    return value
+
+
+def _strip_secret_options(value: str) -> str:
+    return ",".join(p for p in value.split(",") if not is_secret_key(p.partition("=")[0].strip()))
+
+
+def redact_config(
+    key: bytes, config: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A whole config with every secret replaced by its fingerprint (see the module docstring)."""
+    before = previous or {}
+    return {name: redact_value(key, name, value, before.get(name)) for name, value in config.items()}
+
+
+def masks(old: Any, new: Any) -> bool:
+    """Whether ``new`` is only ``old`` as Proxmox shows it masked: then it is not a change.
+
+    A whole value of ``**********``, or a property string whose secret options are masked and
+    whose other options equal the stored ones.
+    """
+    if old is None:
+        return False
+    if new == MASK:
+        return True
+    if isinstance(new, str) and MASK in new and isinstance(old, str):
+        return _strip_secret_options(new) == _strip_secret_options(old)
+    return False

@@ -1,0 +1,453 @@
+"""The collector service: polls every configured cluster and appends every real change.
+
+Per cluster, on an apscheduler schedule (coalesced, never overlapping, with jitter; the first
+fast and deep polls run at start, without jitter):
+
+* a **fast poll** reads ``/cluster/status`` and ``/cluster/resources``; a guest that is new or
+  whose status, node, lock or name changed gets a **targeted deep poll** at once, inside the
+  same poll, so its events carry its config and land in the same batch;
+* a **deep poll** reads everything (configs, pending changes, snapshots, storages and their
+  backups, pools, HA resources, task logs);
+* :meth:`CollectorService.sync` runs one poll now (optionally targeted at a node or a guest),
+  waiting for a running one.
+
+Every poll takes ``store.named_lock("poll:{cluster}")`` (on PostgreSQL an advisory lock), so
+one poll per cluster runs at a time across processes; catches up with the log (another
+process may have appended); diffs what it saw against the fold of the log; and appends its
+events in ONE batch with expected versions on every stream. A :class:`ConcurrencyError`
+means another writer won: the state is reloaded from the log and the poll re-diffed. Then
+the ``observations`` table is bulk-updated. A cluster that is down does not hold up the
+others (each has its own thread pool and schedule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from eventstore import ConcurrencyError, EventStore, EventStoreError, NewEvent, utcnow
+
+from . import events as ev
+from . import observations
+from .client import CollectorError, PveClient, UnknownClusterError
+from .config import ClusterConfig
+from .observe import GUEST_TYPES, Observation, Observer
+from .state import Known, Planned, attribute, diff, same
+
+log = logging.getLogger(__name__)
+
+# How many times a poll re-diffs after losing an append race before it gives up.
+CONCURRENCY_RETRIES = 3
+
+
+class SyncResult(msgspec.Struct, kw_only=True):
+    """What one poll did."""
+
+    cluster: str
+    kind: str  # "fast", "deep" or "targeted"
+    ok: bool  # False when the cluster could not be observed at all (nothing appended)
+    events_appended: int
+    duration_s: float
+    faults: list[str] = []
+    counts: dict[str, int] = {}  # events appended by type
+    observed: int = 0  # resources whose observation time was updated
+    first_position: int | None = None
+    last_position: int | None = None
+
+
+class ClusterHealth(msgspec.Struct, kw_only=True):
+    """One cluster's collector state, for ``/readyz`` and ``/metrics``."""
+
+    state: str = "starting"  # "starting" | "ok" | "degraded" | "down"
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    polls_total: dict[str, int] = {}  # by kind
+    poll_errors_total: dict[str, int] = {}  # by error kind
+    events_appended_total: int = 0
+    last_poll_duration_s: dict[str, float] = {}  # by kind
+
+
+class _Cluster:
+    """One cluster's poller: client, observer, the fold of its streams, its health."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        config: ClusterConfig,
+        fingerprint_key: bytes,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.name = config.name
+        self.client = PveClient(config, environ)
+        self.observer = Observer(self.client, fingerprint_key)
+        self.known: Known | None = None
+        self.seen: dict[str, observations.Seen] = {}
+        self.last_poll: datetime | None = None
+        self.health = ClusterHealth()
+        self.lock = asyncio.Lock()  # in-process: fast, deep and sync polls take turns
+
+    # -- the log --------------------------------------------------------------------------
+    async def _load(self) -> Known:
+        known = Known(self.name)
+        async for recorded in self.store.read_all(0):
+            known.apply(recorded)
+        return known
+
+    async def _catch_up(self) -> Known:
+        if self.known is None:
+            self.known = await self._load()
+            self.seen = await observations.load(self.store, self.name)
+            times = [t for pair in self.seen.values() for t in pair if t is not None]
+            self.last_poll = max(times) if times else None
+            return self.known
+        if await self.store.head() > self.known.head:
+            async for recorded in self.store.read_all(self.known.head):
+                self.known.apply(recorded)
+        return self.known
+
+    # -- one poll -------------------------------------------------------------------------
+    async def poll(self, kind: str, node: str | None = None, vmid: int | None = None) -> SyncResult:
+        started = time.monotonic()
+        async with self.lock, self.store.named_lock(f"poll:{self.name}"):
+            try:
+                result = await self._poll(kind, node, vmid, started)
+            except EventStoreError as exc:
+                result = SyncResult(
+                    cluster=self.name,
+                    kind=kind,
+                    ok=False,
+                    events_appended=0,
+                    duration_s=time.monotonic() - started,
+                    faults=[f"event store: {exc}"],
+                )
+                self._record_failure(kind, ["store"], result)
+                return result
+        return result
+
+    async def _poll(
+        self, kind: str, node: str | None, vmid: int | None, started: float
+    ) -> SyncResult:
+        known = await self._catch_up()
+        obs = Observation(self.name, kind)
+        await self.observer.fast(obs)
+        if not obs.resources_ok:
+            result = SyncResult(
+                cluster=self.name,
+                kind=kind,
+                ok=False,
+                events_appended=0,
+                duration_s=time.monotonic() - started,
+                faults=list(obs.faults),
+            )
+            self._record_failure(kind, obs.error_kinds or ["unknown"], result)
+            return result
+        await self._deepen(obs, known, kind, node, vmid)
+        observed_at = utcnow()
+        obs.observed_at = observed_at
+        recorded = await self._append(obs, observed_at)
+        observed = await observations.save(self.store, self.name, self._observed_rows(obs))
+        for rid, fast, deep in self._observed_rows(obs):
+            old_fast, old_deep = self.seen.get(rid, (None, None))
+            self.seen[rid] = (fast or old_fast, deep or old_deep)
+        self.last_poll = observed_at
+        counts: dict[str, int] = {}
+        for item in recorded:
+            counts[item.type] = counts.get(item.type, 0) + 1
+        result = SyncResult(
+            cluster=self.name,
+            kind=kind,
+            ok=True,
+            events_appended=len(recorded),
+            duration_s=time.monotonic() - started,
+            faults=list(obs.faults),
+            counts=counts,
+            observed=observed,
+            first_position=recorded[0].position if recorded else None,
+            last_position=recorded[-1].position if recorded else None,
+        )
+        self._record_success(kind, obs, result)
+        return result
+
+    async def _deepen(
+        self, obs: Observation, known: Known, kind: str, node: str | None, vmid: int | None
+    ) -> None:
+        guests = [rid for rid, s in obs.states.items() if s["type"] in GUEST_TYPES]
+        if kind == "deep":
+            await asyncio.gather(
+                self.observer.guests_deep(obs, guests),
+                self.observer.storages_deep(obs),
+                self.observer.pools_deep(obs),
+                self.observer.tasks(obs),
+            )
+            await self.observer.ha_deep(obs)
+            return
+        if kind == "targeted":
+            chosen = [
+                rid
+                for rid in guests
+                if (node is None or obs.states[rid]["node"] == node)
+                and (vmid is None or obs.states[rid]["vmid"] == vmid)
+            ]
+            nodes = {obs.states[rid]["node"] for rid in chosen}
+            if node is not None:
+                nodes.add(node)
+            jobs = [self.observer.guests_deep(obs, chosen), self.observer.tasks(obs, nodes)]
+            if node is not None:
+                jobs.append(self.observer.storages_deep(obs, [node]))
+            await asyncio.gather(*jobs)
+            await self.observer.ha_deep(obs)
+            return
+        # A fast poll: a targeted deep poll of every guest that is new or changed status,
+        # node, lock or name, at once; the task logs when anything changed (attribution).
+        changed = [rid for rid in guests if _noticed(known.states.get(rid), obs.states[rid])]
+        anything = changed or any(
+            known.states.get(rid) is None or not _same_fields(known.states[rid], s)
+            for rid, s in obs.states.items()
+        )
+        jobs = [self.observer.guests_deep(obs, changed)]
+        if anything:
+            jobs.append(self.observer.tasks(obs))
+        await asyncio.gather(*jobs)
+
+    def _observed_rows(
+        self, obs: Observation
+    ) -> list[tuple[str, datetime | None, datetime | None]]:
+        at = obs.observed_at
+        rows = []
+        for rid, state in obs.states.items():
+            fast = at if state["type"] not in ("snapshot", "backup", "pool") else None
+            deep = at if rid in obs.deep_ids else None
+            if fast or deep:
+                rows.append((rid, fast, deep))
+        return rows
+
+    def _window(self, planned: Planned) -> datetime | None:
+        fast, deep = self.seen.get(planned.stream_id, (None, None))
+        latest = max((t for t in (fast, deep) if t is not None), default=None)
+        if planned.basis == "deep":
+            return deep or latest
+        if planned.basis in ("fast", "removed"):
+            return latest or self.last_poll
+        return self.last_poll  # new resources and tasks: the last poll that did not show them
+
+    async def _append(self, obs: Observation, observed_at: datetime) -> list[Any]:
+        assert self.known is not None
+        correlation = f"poll:{uuid.uuid4()}"
+        for attempt in range(CONCURRENCY_RETRIES + 1):
+            known = self.known
+            planned = diff(known, obs)
+            if not planned:
+                return []
+            for item in planned:
+                item.observed_after = self._window(item)
+                if item.basis != "task":
+                    attribute(item, obs.tasks, known.used_upids, observed_at)
+            batch = []
+            versions = dict(known.versions)
+            for item in planned:
+                expected = versions.get(item.stream_id, 0)
+                versions[item.stream_id] = expected + 1
+                batch.append(
+                    NewEvent(
+                        stream_id=item.stream_id,
+                        type=ev.type_of(item.event),
+                        data=ev.encode(item.event),
+                        observed_at=observed_at,
+                        observed_after=item.observed_after,
+                        actor=item.actor,
+                        correlation_id=correlation,
+                        expected_version=expected,
+                        schema_version=ev.SCHEMA_VERSION,
+                    )
+                )
+            try:
+                recorded = await self.store.append(batch)
+            except ConcurrencyError:
+                if attempt >= CONCURRENCY_RETRIES:
+                    raise
+                log.info("cluster %s: another writer appended first; re-reading the log", self.name)
+                self.known = await self._load()
+                continue
+            for event in recorded:
+                known.apply(event)
+            return recorded
+        return []
+
+    # -- health ---------------------------------------------------------------------------
+    def _count(self, kind: str, result: SyncResult) -> None:
+        health = self.health
+        health.polls_total[kind] = health.polls_total.get(kind, 0) + 1
+        health.last_poll_duration_s[kind] = result.duration_s
+        health.events_appended_total += result.events_appended
+
+    def _record_success(self, kind: str, obs: Observation, result: SyncResult) -> None:
+        health = self.health
+        self._count(kind, result)
+        health.last_success = obs.observed_at
+        health.consecutive_failures = 0
+        for error_kind in obs.error_kinds:
+            health.poll_errors_total[error_kind] = health.poll_errors_total.get(error_kind, 0) + 1
+        if result.faults:
+            health.state = "degraded"
+            health.last_error = result.faults[0]
+            health.last_error_at = obs.observed_at
+            log.warning(
+                "cluster %s: %s poll saw %d fault(s), first: %s",
+                self.name,
+                kind,
+                len(result.faults),
+                result.faults[0],
+            )
+        else:
+            health.state = "ok"
+
+    def _record_failure(self, kind: str, error_kinds: Sequence[str], result: SyncResult) -> None:
+        health = self.health
+        self._count(kind, result)
+        health.consecutive_failures += 1
+        health.state = "down"
+        health.last_error = result.faults[0] if result.faults else "poll failed"
+        health.last_error_at = utcnow()
+        for error_kind in error_kinds:
+            health.poll_errors_total[error_kind] = health.poll_errors_total.get(error_kind, 0) + 1
+        log.warning("cluster %s: %s poll failed: %s", self.name, kind, health.last_error)
+
+
+def _noticed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether the fast poll noticed what calls for a targeted deep poll of a guest."""
+    if old is None:
+        return True
+    return any(not same(f, old.get(f), new.get(f)) for f in ("status", "node", "lock", "name"))
+
+
+def _same_fields(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return all(same(f, old.get(f), v) for f, v in new.items() if f not in ("id", "cluster", "type"))
+
+
+class CollectorService:
+    """Polls the configured clusters on their schedules; see the module docstring."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        clusters: Sequence[ClusterConfig],
+        *,
+        fingerprint_key: bytes,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        import os
+
+        env = os.environ if environ is None else environ
+        self.store = store
+        self._clusters = {c.name: _Cluster(store, c, fingerprint_key, env) for c in clusters}
+        self._scheduler: Any = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    @property
+    def clusters(self) -> list[str]:
+        """The names of the configured clusters."""
+        return list(self._clusters)
+
+    def _cluster(self, name: str) -> _Cluster:
+        try:
+            return self._clusters[name]
+        except KeyError:
+            known = ", ".join(self._clusters) or "none configured"
+            raise UnknownClusterError(f"no cluster named {name!r} (known: {known})") from None
+
+    async def start(self) -> None:
+        """Schedule each cluster's fast and deep polls; the first of each runs at once."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        now = datetime.now().astimezone()
+        for name, cluster in self._clusters.items():
+            for kind, interval in (
+                ("deep", cluster.config.deep_interval_s),
+                ("fast", cluster.config.fast_interval_s),
+            ):
+                scheduler.add_job(
+                    self._scheduled,
+                    IntervalTrigger(seconds=interval, jitter=min(interval * 0.1, 10.0)),
+                    args=(name, kind),
+                    id=f"{kind}:{name}",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=max(interval, 1),
+                    next_run_time=now + (timedelta(0) if kind == "deep" else timedelta(0)),
+                )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def _scheduled(self, name: str, kind: str) -> None:
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await self._clusters[name].poll(kind)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a scheduled poll must never kill the scheduler
+            log.exception("cluster %s: %s poll crashed", name, kind)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop scheduling; let in-flight polls finish (or cancel them: they roll back)."""
+        self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        running = list(self._running)
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await asyncio.gather(*(c.client.close() for c in self._clusters.values()))
+
+    async def sync(
+        self,
+        cluster: str,
+        *,
+        deep: bool = False,
+        node: str | None = None,
+        vmid: int | None = None,
+    ) -> SyncResult:
+        """One poll of the cluster now (waits for a running one); targeted with node/vmid."""
+        target = self._cluster(cluster)
+        if self._stopping:
+            raise CollectorError("the collector service is stopping")
+        kind = "targeted" if (node is not None or vmid is not None) else ("deep" if deep else "fast")
+        return await target.poll(kind, node=node, vmid=vmid)
+
+    def health(self) -> dict[str, ClusterHealth]:
+        """Each cluster's collector health (copies: callers may keep them)."""
+        return {
+            name: msgspec.structs.replace(
+                c.health,
+                polls_total=dict(c.health.polls_total),
+                poll_errors_total=dict(c.health.poll_errors_total),
+                last_poll_duration_s=dict(c.health.last_poll_duration_s),
+            )
+            for name, c in self._clusters.items()
+        }

@@ -1,0 +1,408 @@
+"""What the log says about a cluster, and the events that take it to what a poll saw.
+
+:class:`Known` is the fold of a cluster's streams (``{cluster}/...``): every live resource's
+state, every stream's version, the tasks already recorded and the UPIDs already used as an
+actor. It is built from the log at start and updated with every append, so a restart diffs
+against the log, never against memory alone. :func:`diff` compares an
+:class:`~collectors.observe.Observation` with it and plans the events: only fields the poll
+really observed are compared, values are compared as Proxmox means them (``4`` and ``"4"``
+are the same; tags are a set), a masked secret is never a change, and a resource is removed
+only when a complete, successful listing of its scope no longer shows it.
+
+State shape per resource type (every state carries ``collectors.events.STATE_FIELDS``:
+``id cluster type node vmid name status tags pool lock config digest``, ``None`` where they
+do not apply):
+
+* ``qemu`` / ``lxc`` (``lab/qemu/100``): ``vmid`` int; ``node``, ``name``, ``status``
+  (running/stopped/...), ``tags`` (list), ``pool``, ``lock``, ``template`` (0/1) and
+  ``ha_state`` (``hastate`` of ``/cluster/resources``) from the fast poll; ``config`` (keys
+  and values as Proxmox returns them with ``?current=1``, secrets fingerprinted, without
+  ``digest``/``lock``; disks, NICs and mount points are in here), ``digest``, ``pending``
+  (key -> queued value), ``pending_delete`` (keys queued for removal) and ``ha`` (the HA
+  resource definition: ``state``, ``group``, ``max_restart``, ... or ``None``) from the deep
+  poll.
+* ``node`` (``lab/node/pve1``): ``node`` and ``name`` its name, ``status`` online/offline.
+* ``storage`` (``lab/storage/pve1/local``, one per node it is enabled on): ``storage``,
+  ``plugintype`` (= ``storage_type``), ``shared`` (0/1), ``content`` (sorted list),
+  ``status`` ("available" when Proxmox says so), ``pool``; deep: ``config`` (the storage.cfg
+  entry, secrets fingerprinted), ``active`` and ``enabled`` (0/1) on that node.
+* ``pool`` (``lab/pool/prod``): ``name``, ``comment``, ``members`` (sorted resource ids).
+* ``snapshot`` (``lab/snapshot/qemu/100/NAME``): ``name``, ``guest`` (the guest's id),
+  ``parent``, ``snaptime``, ``description``, ``vmstate``.
+* ``backup`` (``lab/backup/STORAGE/VOLUME``): ``name`` (file name), ``guest`` (when the vmid
+  is known), ``vmid``, ``storage``, ``volid``, ``ctime``, ``size``, ``format``, ``notes``,
+  ``protected``, ``node`` (the node of a non-shared storage, else ``None``).
+
+Tasks are not resources: ``{cluster}/task/{UPID}`` streams hold one ``task_seen`` each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eventstore import Actor, RecordedEvent
+
+from . import events as ev
+from .observe import GUEST_TYPES, Observation
+from .secrets import masks
+
+State = dict[str, Any]
+_IDENTITY = frozenset({"id", "cluster", "type"})
+# Types whose every field comes from the fast poll: they may be discovered by it.
+_FAST_ONLY = frozenset({"node"})
+
+
+@dataclass
+class Known:
+    """The fold of one cluster's streams (see the module docstring)."""
+
+    cluster: str
+    states: dict[str, State] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    tasks_seen: set[str] = field(default_factory=set)
+    used_upids: set[str] = field(default_factory=set)
+    head: int = 0
+
+    def owns(self, stream_id: str) -> bool:
+        """Whether a stream belongs to this cluster."""
+        return stream_id.startswith(self.cluster + "/")
+
+    def apply(self, recorded: RecordedEvent) -> None:
+        """Fold one recorded event (of any cluster; others are only counted in ``head``)."""
+        self.head = max(self.head, recorded.position)
+        if not self.owns(recorded.stream_id):
+            return
+        self.versions[recorded.stream_id] = recorded.version
+        if recorded.actor is not None and recorded.actor.upid:
+            self.used_upids.add(recorded.actor.upid)
+        event = ev.decode(recorded.type, recorded.schema_version, recorded.data)
+        stream = recorded.stream_id
+        match event:
+            case ev.TaskSeen():
+                self.tasks_seen.add(event.upid)
+            case ev.Discovered() | ev.SnapshotCreated() | ev.BackupSeen():
+                self.states[stream] = dict(event.state)
+            case ev.Removed() | ev.SnapshotRemoved() | ev.BackupRemoved():
+                self.states.pop(stream, None)
+            case ev.ResourceEvent():
+                if stream in self.states:
+                    self.states[stream] = ev.apply_changes(self.states[stream], event.changes)
+
+
+@dataclass
+class Planned:
+    """An event a poll is about to append, with what attribution and timing need."""
+
+    stream_id: str
+    event: ev.Event
+    basis: str  # "fast", "deep", "new", "removed" or "task": which previous observation
+    vmid: int | None = None
+    actor: Actor | None = None
+    observed_after: datetime | None = None
+
+
+def comparable(value: Any) -> Any:
+    """A value as Proxmox means it: numbers, booleans and numeric strings compare alike."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): comparable(v) for k, v in value.items()}
+    return str(value)
+
+
+def same(field_name: str, old: Any, new: Any) -> bool:
+    """Whether two values of a field are the same observation (no change)."""
+    if field_name == "tags":
+        return {str(t).lower() for t in old or []} == {str(t).lower() for t in new or []}
+    if field_name in ("content", "members", "pending_delete"):
+        return sorted(comparable(old) or []) == sorted(comparable(new) or [])
+    if masks(old, new):
+        return True
+    return bool(comparable(old) == comparable(new))
+
+
+def _dict_rows(prefix: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[ev.FieldChange]:
+    before = old or {}
+    rows = []
+    for key in sorted(set(before) | set(new)):
+        if key not in new:
+            rows.append(ev.FieldChange(f"{prefix}.{key}", before[key], None))
+        elif key not in before:
+            rows.append(ev.FieldChange(f"{prefix}.{key}", None, new[key]))
+        elif not same(key, before[key], new[key]):
+            rows.append(ev.FieldChange(f"{prefix}.{key}", before[key], new[key]))
+    return rows
+
+
+def field_rows(old: State, new: State) -> list[ev.FieldChange]:
+    """The field changes from ``old`` to the observed fields of ``new``."""
+    rows: list[ev.FieldChange] = []
+    for name in sorted(new):
+        if name in _IDENTITY or (name == "node" and new.get("type") == "backup"):
+            continue  # a backup's node only says which listing showed it
+        if name in ("config", "pending"):
+            rows.extend(_dict_rows(name, old.get(name), new[name] or {}))
+        elif not same(name, old.get(name), new[name]):
+            rows.append(ev.FieldChange(name, old.get(name), new[name]))
+    return rows
+
+
+_ORDER = (
+    ev.Migrated,
+    ev.StatusChanged,
+    ev.Renamed,
+    ev.LockReleased,
+    ev.LockTaken,
+    ev.TagsChanged,
+    ev.PoolChanged,
+    ev.ConfigChanged,
+    ev.PendingChangeApplied,
+    ev.PendingChangeSeen,
+    ev.FieldsChanged,
+)
+_DEEP_TYPES = (ev.ConfigChanged, ev.PendingChangeApplied, ev.PendingChangeSeen)
+
+
+def _event_class(resource_type: str, row: ev.FieldChange) -> type[ev.ResourceEvent]:
+    name = row.field
+    guest = resource_type in GUEST_TYPES
+    if name == "node" and guest:
+        return ev.Migrated
+    if name == "status":
+        return ev.StatusChanged
+    if name == "name":
+        return ev.Renamed
+    if name == "lock":
+        return ev.LockTaken if row.new is not None else ev.LockReleased
+    if name == "tags":
+        return ev.TagsChanged
+    if name == "pool" and guest:
+        return ev.PoolChanged
+    if guest and (name.startswith("config.") or name == "digest"):
+        return ev.ConfigChanged
+    if guest and name.startswith("pending."):
+        return ev.PendingChangeApplied if row.new is None else ev.PendingChangeSeen
+    if guest and name == "pending_delete":
+        grew = set(row.new or []) - set(row.old or [])
+        return ev.PendingChangeSeen if grew else ev.PendingChangeApplied
+    return ev.FieldsChanged
+
+
+def group_rows(resource_type: str, rows: Iterable[ev.FieldChange], digest: Any) -> list[ev.Event]:
+    """The field changes of one resource as typed events, in a fixed order."""
+    grouped: dict[type[ev.ResourceEvent], list[ev.FieldChange]] = {}
+    for row in rows:
+        grouped.setdefault(_event_class(resource_type, row), []).append(row)
+    out: list[ev.Event] = []
+    for cls in _ORDER:
+        if cls in grouped:
+            if cls is ev.ConfigChanged:
+                out.append(ev.ConfigChanged(changes=grouped[cls], digest=digest))
+            else:
+                out.append(cls(changes=grouped[cls]))
+    return out
+
+
+def _scope(state: Mapping[str, Any]) -> str:
+    kind = state.get("type")
+    if kind in GUEST_TYPES:
+        return "guests"
+    if kind == "node":
+        return "nodes"
+    if kind == "storage":
+        return "storages"
+    if kind == "pool":
+        return "pools"
+    if kind == "snapshot":
+        return f"snapshots:{state.get('guest')}"
+    if kind == "backup":
+        return f"backups:{state.get('storage')}:{state.get('node') or ''}"
+    return f"unknown:{kind}"
+
+
+def _full(state: State) -> State:
+    full: State = dict.fromkeys(ev.STATE_FIELDS)
+    full.update(state)
+    full.setdefault("tags", [])
+    if full["tags"] is None:
+        full["tags"] = []
+    return full
+
+
+def _vmid_of(state: Mapping[str, Any], known: Known) -> int | None:
+    if state.get("type") in GUEST_TYPES or state.get("type") == "backup":
+        vmid = state.get("vmid")
+        return vmid if isinstance(vmid, int) else None
+    guest = state.get("guest")
+    if isinstance(guest, str):
+        vmid = guest.rsplit("/", 1)[-1]
+        return int(vmid) if vmid.isdigit() else None
+    return None
+
+
+def diff(known: Known, obs: Observation) -> list[Planned]:
+    """The events that take ``known`` to what ``obs`` saw (see the module docstring)."""
+    planned: list[Planned] = []
+    for rid, new in obs.states.items():
+        old = known.states.get(rid)
+        kind = new["type"]
+        if old is None:
+            if kind not in _FAST_ONLY and rid not in obs.deep_ids:
+                continue  # seen only in part: discovered when a deep poll sees all of it
+            state = _full(new)
+            event: ev.Event
+            if kind == "snapshot":
+                event = ev.SnapshotCreated(state=state)
+            elif kind == "backup":
+                event = ev.BackupSeen(state=state)
+            else:
+                event = ev.Discovered(state=state)
+            planned.append(Planned(rid, event, "new", _vmid_of(state, known)))
+            continue
+        rows = field_rows(old, new)
+        if not rows:
+            continue
+        for item in group_rows(kind, rows, new.get("digest", old.get("digest"))):
+            basis = "deep" if isinstance(item, _DEEP_TYPES) else "fast"
+            planned.append(Planned(rid, item, basis, _vmid_of(old, known)))
+    # Removals: only inside a scope listed completely and successfully.
+    complete = set(obs.complete)
+    for rid, old in known.states.items():
+        if old.get("type") in GUEST_TYPES and "guests" in complete and rid not in obs.present:
+            complete.add(f"snapshots:{rid}")  # a destroyed guest's snapshots went with it
+    for rid, old in sorted(known.states.items()):
+        if rid in obs.present or rid in obs.states or _scope(old) not in complete:
+            continue
+        kind = old.get("type")
+        gone: ev.Event
+        if kind == "snapshot":
+            gone = ev.SnapshotRemoved()
+        elif kind == "backup":
+            gone = ev.BackupRemoved()
+        else:
+            gone = ev.Removed()
+        planned.append(Planned(rid, gone, "removed", _vmid_of(old, known)))
+    for task in obs.tasks:
+        upid = task["upid"]
+        if upid in known.tasks_seen:
+            continue
+        user, token = split_user(task)
+        planned.append(
+            Planned(
+                f"{known.cluster}/task/{upid}",
+                ev.TaskSeen(
+                    upid=upid,
+                    node=str(task.get("node") or ""),
+                    task_type=str(task["type"]),
+                    task_id=str(task.get("id") or "") or None,
+                    user=user,
+                    token=token,
+                    starttime=_int_or_none(task.get("starttime")),
+                    endtime=_int_or_none(task.get("endtime")),
+                    status=_task_status(task),
+                ),
+                "task",
+            )
+        )
+    return planned
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _task_status(task: Mapping[str, Any]) -> str | None:
+    value = task.get("exitstatus") or task.get("status")
+    return str(value) if value is not None else None
+
+
+def split_user(task: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(user, token) of a task: ``root@pam`` and ``root@pam!ci`` for a token's task."""
+    raw = str(task.get("user") or "") or None
+    if raw is None:
+        return None, None
+    user, bang, name = raw.partition("!")
+    token_name = task.get("tokenid") or (name if bang else None)
+    token = f"{user}!{token_name}" if token_name else None
+    return user, token
+
+
+# Which task types can explain which event (pve-api.md §4.14).
+_TASKS_FOR: dict[str, frozenset[str]] = {
+    "discovered": frozenset({"qmcreate", "vzcreate", "qmclone", "vzclone", "qmrestore", "vzrestore"}),
+    "removed": frozenset({"qmdestroy", "vzdestroy"}),
+    "migrated": frozenset({"qmigrate", "vzmigrate", "hamigrate"}),
+    "status_changed": frozenset(
+        {
+            "qmstart", "qmstop", "qmshutdown", "qmreboot", "qmreset", "qmsuspend", "qmpause",
+            "qmresume", "vzstart", "vzstop", "vzshutdown", "vzreboot", "vzsuspend", "vzresume",
+            "hastart", "hastop", "qmrollback", "vzrollback",
+        }
+    ),  # fmt: skip
+    "renamed": frozenset({"qmconfig", "vzconfig"}),
+    "tags_changed": frozenset({"qmconfig", "vzconfig"}),
+    "pool_changed": frozenset({"qmconfig", "vzconfig"}),
+    "config_changed": frozenset({"qmconfig", "vzconfig", "qmrollback", "vzrollback", "resize", "qmmove"}),
+    "pending_change_seen": frozenset({"qmconfig", "vzconfig"}),
+    "pending_change_applied": frozenset({"qmstart", "qmreboot", "vzstart", "vzreboot", "qmconfig"}),
+    "lock_taken": frozenset(
+        {"vzdump", "qmigrate", "vzmigrate", "qmsnapshot", "vzsnapshot", "qmdelsnapshot",
+         "vzdelsnapshot", "qmrollback", "vzrollback", "qmclone", "vzclone"}
+    ),  # fmt: skip
+    "snapshot_created": frozenset({"qmsnapshot", "vzsnapshot"}),
+    "snapshot_removed": frozenset({"qmdelsnapshot", "vzdelsnapshot"}),
+    "backup_seen": frozenset({"vzdump"}),
+}
+_TASKS_FOR["lock_released"] = _TASKS_FOR["lock_taken"]
+# Task times are whole seconds: allow this much around the observation window.
+SLACK_S = 1.0
+
+
+def attribute(planned: Planned, tasks: list[dict[str, Any]], used: set[str], observed_at: datetime) -> None:
+    """Set ``planned.actor`` from the latest fitting task in the observation window, if any.
+
+    Fitting: a task type that can cause the event, the same guest (``id`` is the vmid; a
+    ``vzdump`` of several guests has an empty id), started no later than ``observed_at`` and
+    still running or ended after ``observed_after`` (the previous observation), and not
+    already the actor of an earlier event.
+    """
+    if planned.vmid is None or planned.observed_after is None:
+        return
+    types = _TASKS_FOR.get(ev.type_of(planned.event))
+    if not types:
+        return
+    low = planned.observed_after.timestamp() - SLACK_S
+    high = observed_at.timestamp() + SLACK_S
+    best: dict[str, Any] | None = None
+    for task in tasks:
+        if task.get("type") not in types or task["upid"] in used:
+            continue
+        task_id = str(task.get("id") or "")
+        if task_id != str(planned.vmid) and not (task["type"] == "vzdump" and task_id == ""):
+            continue
+        start = _int_or_none(task.get("starttime")) or 0
+        end = _int_or_none(task.get("endtime"))
+        if start > high or (end if end is not None else high) < low:
+            continue
+        if best is None or (start, task["upid"]) > (
+            _int_or_none(best.get("starttime")) or 0,
+            best["upid"],
+        ):
+            best = task
+    if best is not None:
+        user, token = split_user(best)
+        planned.actor = Actor(user=user, token=token, upid=str(best["upid"]))
