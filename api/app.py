@@ -24,9 +24,10 @@ from aiohttp import web
 from eventstore import EventStore
 
 from .auth import Authenticator, Token
+from .errors import BadParameterError
 from .metrics import Metrics
 from .middleware import MAX_BODY, make_middleware
-from .openapi import Operation, document
+from .openapi import Handler, Operation, document
 
 log = logging.getLogger("pvetrail.api")
 
@@ -120,13 +121,38 @@ def create_app(
     ops = operations()
     for op in ops:
         if op.routed:
-            app.router.add_route(op.method, op.path, op.handler)
+            app.router.add_route(op.method, op.path, checked(op))
     from .resources import add_dispatch_routes
 
     add_dispatch_routes(app.router)
     services.openapi = msgspec.json.encode(document(ops, version=package_version()))
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+def checked(op: Operation) -> Handler:
+    """The operation's handler, refusing query parameters it does not declare (a typo such as
+    ``?sinse=`` would otherwise be ignored silently) and parameters given twice."""
+    allowed = frozenset(p.name for p in op.params if p.where == "query")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        check_query(request, allowed)
+        return await op.handler(request)
+
+    return handler
+
+
+def check_query(request: web.Request, allowed: frozenset[str]) -> None:
+    """400 naming the first unknown or repeated query parameter."""
+    seen: set[str] = set()
+    for name in request.query:
+        if name not in allowed:
+            shown = name if len(name) <= 40 else name[:37] + "..."
+            known = ", ".join(sorted(allowed)) or "none"
+            raise BadParameterError(shown, f"unknown query parameter (this route takes: {known})")
+        if name in seen:
+            raise BadParameterError(name, "given more than once")
+        seen.add(name)
 
 
 def _health_source(collectors: CollectorsPort | None) -> Any:
