@@ -73,6 +73,8 @@ class PveClient:
         self._local = threading.local()
         self._generation = 0  # bumped when credentials are refused: every thread logs in again
         self._closed = False
+        self._apis: list[Any] = []  # every client built, so close() can close their sessions
+        self._sessions_lock = threading.Lock()
 
     # -- in the worker threads -------------------------------------------------------------
     def _build(self) -> Any:
@@ -109,6 +111,8 @@ class PveClient:
         if getattr(local, "api", None) is None:
             local.api = self._translated(self._build)
             local.generation = self._generation
+            with self._sessions_lock:
+                self._apis.append(local.api)
         return local.api
 
     def _translated(self, call: Any) -> Any:
@@ -181,7 +185,18 @@ class PveClient:
         """Stop the threads (after in-flight requests end; queued ones are cancelled)."""
         self._closed = True
         await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
+        with self._sessions_lock:
+            apis, self._apis = self._apis, []
+        for api in apis:
+            _close_session(api)
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+
+
+def _close_session(api: Any) -> None:
+    """Close the requests session inside a proxmoxer client (its pooled connections)."""
+    session = getattr(api, "_store", {}).get("session")
+    if session is not None:
+        session.close()

@@ -228,7 +228,9 @@ class _Cluster:
         rows = []
         for rid, state in obs.states.items():
             fast = at if state["type"] not in ("snapshot", "backup", "pool") else None
-            deep = at if rid in obs.deep_ids else None
+            # A node has nothing but fast fields: a deep poll has seen all of it.
+            whole = obs.kind == "deep" and state["type"] == "node"
+            deep = at if rid in obs.deep_ids or whole else None
             if fast or deep:
                 rows.append((rid, fast, deep))
         return rows

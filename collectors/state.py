@@ -46,7 +46,7 @@ from typing import Any
 from eventstore import Actor, RecordedEvent
 
 from . import events as ev
-from .observe import GUEST_TYPES, Observation
+from .observe import GUEST_TYPES, Observation, split_tags
 from .secrets import masks
 
 State = dict[str, Any]
@@ -124,7 +124,7 @@ def comparable(value: Any) -> Any:
 def same(field_name: str, old: Any, new: Any) -> bool:
     """Whether two values of a field are the same observation (no change)."""
     if field_name == "tags":
-        return {str(t).lower() for t in old or []} == {str(t).lower() for t in new or []}
+        return set(split_tags(old)) == set(split_tags(new))  # a set, whatever the order
     if field_name in ("content", "members", "pending_delete"):
         return sorted(comparable(old) or []) == sorted(comparable(new) or [])
     if masks(old, new):
@@ -202,8 +202,22 @@ def _event_class(resource_type: str, row: ev.FieldChange) -> type[ev.ResourceEve
 def group_rows(resource_type: str, rows: Iterable[ev.FieldChange], digest: Any) -> list[ev.Event]:
     """The field changes of one resource as typed events, in a fixed order."""
     grouped: dict[type[ev.ResourceEvent], list[ev.FieldChange]] = {}
+    digest_rows: list[ev.FieldChange] = []
     for row in rows:
+        if row.field == "digest" and resource_type in GUEST_TYPES:
+            digest_rows.append(row)
+            continue
         grouped.setdefault(_event_class(resource_type, row), []).append(row)
+    if digest_rows:
+        # The config file's checksum changes with whatever changed the file: it travels with
+        # that event (a lock taken or released, pending values), and alone only when nothing
+        # else explains it (a secret Proxmox masks was rotated, a snapshot section changed).
+        home: type[ev.ResourceEvent] = ev.ConfigChanged
+        for cls in (ev.LockTaken, ev.LockReleased, ev.PendingChangeSeen, ev.PendingChangeApplied):
+            if cls in grouped and ev.ConfigChanged not in grouped:
+                home = cls
+                break
+        grouped.setdefault(home, []).extend(digest_rows)
     out: list[ev.Event] = []
     for cls in _ORDER:
         if cls in grouped:
@@ -356,7 +370,11 @@ _TASKS_FOR: dict[str, frozenset[str]] = {
     "renamed": frozenset({"qmconfig", "vzconfig"}),
     "tags_changed": frozenset({"qmconfig", "vzconfig"}),
     "pool_changed": frozenset({"qmconfig", "vzconfig"}),
-    "config_changed": frozenset({"qmconfig", "vzconfig", "qmrollback", "vzrollback", "resize", "qmmove"}),
+    # a start or reboot applies pending values: the config changes then
+    "config_changed": frozenset(
+        {"qmconfig", "vzconfig", "qmrollback", "vzrollback", "resize", "qmmove", "qmstart",
+         "qmreboot", "vzstart", "vzreboot"}
+    ),  # fmt: skip
     "pending_change_seen": frozenset({"qmconfig", "vzconfig"}),
     "pending_change_applied": frozenset({"qmstart", "qmreboot", "vzstart", "vzreboot", "qmconfig"}),
     "lock_taken": frozenset(

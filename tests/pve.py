@@ -31,7 +31,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fakepve import FakePve
+from fakepve import FakePve, settle
 from fakepve.certs import make_cert
 
 from collectors.config import ClusterConfig
@@ -102,7 +102,10 @@ class ServedPve:
         """Stop serving and end the thread."""
         try:
             self.pve.network.update(drop_rate=0.0, hang_rate=0.0)
+            self.run(settle())
             self.run(self.pve.stop())
+            # let the closed connections' transports finish closing on this loop
+            self.run(asyncio.sleep(0.05))
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(START_TIMEOUT_S)
