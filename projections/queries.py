@@ -1,0 +1,591 @@
+"""The read side: answers about any time or position, as indexed lookups on the projections.
+
+Every function takes the store first and reads through ``store.read_connection()``; the SQL is
+written once with ``?`` placeholders and run through the store's backend
+(:mod:`projections.backend`). Time semantics follow CONTRACT.md "What the answers mean" and
+the fold's effective times (:mod:`projections.fold`): a change counts from its ``observed_at``;
+``since``/``until`` select ``(since, until]``; before the first event the inventory is empty; a
+time in the future is a 422. An answer is computed at a log position ``P`` (the projections'
+checkpoint when the first page was asked, or the ``position`` given) that every later page of
+the same listing keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from collectors.events import (
+    CREATES,
+    ENDS,
+    ConfigChanged,
+    FieldChange,
+    ResourceEvent,
+    UnknownEventError,
+    decode,
+)
+from eventstore import Actor, EventStore, format_time, parse_time, utcnow
+
+from .backend import Backend, backend_for
+from .cursors import make_cursor, read_cursor
+from .diff import diff_states, initial_changes
+from .errors import InvalidParameterError, NotFoundError, UnprocessableError
+from .fold import decode_state
+from .models import (
+    ChangesPage,
+    Edge,
+    HistoryEntry,
+    HistoryPage,
+    InventoryPage,
+    NetChange,
+    RelationGraph,
+    Resource,
+)
+from .tables import HEAD, READ_CHECKPOINTS
+
+MAX_LIMIT = 1000
+_NONE = type(None)
+_STANDARD = frozenset(
+    {
+        "id",
+        "cluster",
+        "type",
+        "node",
+        "vmid",
+        "name",
+        "status",
+        "tags",
+        "pool",
+        "lock",
+        "config",
+        "digest",
+        "pending",
+    }
+)
+_actor_decoder = msgspec.json.Decoder(Actor)
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """What a question resolved to: the time answered (None: no time bound) and position."""
+
+    at: datetime | None  # reported
+    t: Any  # the backend's time value, or None for "no bound"
+    p: int
+
+
+# -- parameters ------------------------------------------------------------------------------
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidParameterError(f"limit must be 1-{MAX_LIMIT}, not {limit}", param="limit")
+
+
+def _check_past(value: datetime | None, param: str, now: datetime) -> None:
+    if value is None:
+        return
+    if value.tzinfo is None:
+        raise InvalidParameterError(f"{param} needs a UTC offset", param=param)
+    if value > now:
+        raise UnprocessableError(f"{param} {format_time(value)} is in the future", param=param)
+
+
+async def _checkpoint(backend: Backend, conn: Any) -> int:
+    rows = await backend.fetch(conn, READ_CHECKPOINTS)
+    return min((int(r[1]) for r in rows), default=0)
+
+
+async def _resolve(
+    backend: Backend, conn: Any, at: datetime | None, position: int | None
+) -> _Point:
+    now = utcnow()
+    if at is not None and position is not None:
+        raise InvalidParameterError("give at or position, not both", param="position")
+    _check_past(at, "at", now)
+    checkpoint = await _checkpoint(backend, conn)
+    if position is None:
+        if at is None:
+            return _Point(now, None, checkpoint)
+        return _Point(at, backend.time_in(at), checkpoint)
+    if position < 0:
+        raise InvalidParameterError("position must not be negative", param="position")
+    if position > checkpoint:
+        row = await backend.fetchone(conn, HEAD)
+        top = int(row[0]) if row else 0
+        where = "past the head of the log" if position > top else "not yet projected"
+        raise UnprocessableError(
+            f"position {position} is {where} (projections are at {checkpoint})", param="position"
+        )
+    seen = None
+    if position > 0:
+        row = await backend.fetchone(
+            conn, "SELECT observed_at FROM events WHERE position = ?", (position,)
+        )
+        seen = backend.time_out(row[0]) if row else None
+    return _Point(seen, None, position)
+
+
+def _point_from_cursor(backend: Backend, p: int, t: str | None, at: str | None) -> _Point:
+    try:
+        reported = parse_time(at) if at is not None else None
+        bound = backend.time_in(parse_time(t)) if t is not None else None
+    except ValueError as exc:
+        raise InvalidParameterError("cursor is malformed", param="cursor") from exc
+    return _Point(reported, bound, p)
+
+
+def _cursor_times(point: _Point, backend: Backend) -> tuple[str | None, str | None]:
+    t = format_time(backend.time_out(point.t)) if point.t is not None else None
+    at = format_time(point.at) if point.at is not None else None
+    return t, at
+
+
+# -- versions at a point ---------------------------------------------------------------------
+_VERSION_FIELDS = (
+    "v.resource_id, v.valid_from_position, v.valid_to_time, v.valid_from_time, v.state, r.removed"
+)
+
+
+async def _has_observations(backend: Backend, conn: Any) -> bool:
+    # The collectors' table (migration 0100) may be missing on an older database.
+    if getattr(backend, "_observations", False):
+        return True
+    found = await backend.table_exists(conn, "observations")
+    if found:
+        backend._observations = True  # type: ignore[attr-defined]
+    return found
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    type: str | None = None
+    node: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    pool: str | None = None
+    q: str | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column in ("type", "node", "status", "pool"):
+            value = getattr(self, column)
+            if value is not None:
+                where.append(f"v.{column} = ?")
+                args.append(value)
+        if self.tag is not None:
+            where.append("v.tags LIKE ? ESCAPE '\\'")
+            args.append(f"%;{_like(self.tag)};%")
+        if self.q:
+            where.append(
+                "(LOWER(v.resource_id) LIKE ? ESCAPE '\\' "
+                "OR LOWER(COALESCE(v.name, '')) LIKE ? ESCAPE '\\')"
+            )
+            pattern = f"%{_like(self.q.lower())}%"
+            args += [pattern, pattern]
+        return "".join(f" AND {w}" for w in where), args
+
+
+async def _versions_at(
+    backend: Backend,
+    conn: Any,
+    point: _Point,
+    *,
+    after: str | None = None,
+    ids: Sequence[str] | None = None,
+    filters: _Filters | None = None,
+    limit: int | None = None,
+) -> list[Any]:
+    """The version of each resource that held at the point: one index probe per resource.
+
+    Rows: resource_id, valid_from_position, valid_to_time, valid_from_time, state, removed,
+    last_observed_at (None without the observations table).
+    """
+    args: list[Any] = []
+    # The newest version that began at or before the point: with a time bound the
+    # (resource_id, valid_from_time, valid_from_position) index, else the primary key.
+    if point.t is not None:
+        probe = (
+            "SELECT x.valid_from_position FROM proj_versions x WHERE x.resource_id = "
+            "r.resource_id AND x.valid_from_time <= ? AND x.valid_from_position <= ? "
+            "ORDER BY x.valid_from_time DESC, x.valid_from_position DESC LIMIT 1"
+        )
+        args += [point.t, point.p]
+    else:
+        probe = (
+            "SELECT x.valid_from_position FROM proj_versions x WHERE x.resource_id = "
+            "r.resource_id AND x.valid_from_position <= ? "
+            "ORDER BY x.valid_from_position DESC LIMIT 1"
+        )
+        args.append(point.p)
+    observed = await _has_observations(backend, conn)
+    sql = (
+        f"SELECT {_VERSION_FIELDS}, "
+        + ("o.last_observed_at" if observed else "NULL")
+        + " FROM proj_resources r JOIN proj_versions v ON v.resource_id = r.resource_id "
+        f"AND v.valid_from_position = ({probe})"
+        + (" LEFT JOIN observations o ON o.resource_id = r.resource_id" if observed else "")
+        + " WHERE r.first_position <= ?"
+    )
+    args.append(point.p)
+    if point.t is not None:
+        sql += " AND r.first_seen <= ?"
+        args.append(point.t)
+    # It still held unless the next change is also within the point.
+    sql += " AND (v.valid_to_position IS NULL OR v.valid_to_position > ?"
+    args.append(point.p)
+    if point.t is not None:
+        sql += " OR v.valid_to_time > ?"
+        args.append(point.t)
+    sql += ")"
+    if after is not None:
+        sql += " AND r.resource_id > ?"
+        args.append(after)
+    if ids is not None:
+        sql += f" AND r.resource_id IN ({','.join('?' * len(ids))})"
+        args += list(ids)
+    if filters is not None:
+        extra, extra_args = filters.sql()
+        sql += extra
+        args += extra_args
+    sql += " ORDER BY r.resource_id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return await backend.fetch(conn, sql, args)
+
+
+def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
+    state = decode_state(row[4])
+    rid = row[0]
+    parts = rid.split("/")
+    last_observed = backend.time_or_none(row[6])
+    if last_observed is not None and point.at is not None and last_observed > point.at:
+        last_observed = None  # the observations table knows only the latest one
+    tags = state.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t for t in tags.replace(",", ";").split(";") if t]
+    vmid = state.get("vmid")
+    return Resource(
+        id=rid,
+        cluster=state.get("cluster") or parts[0],
+        type=state.get("type") or (parts[1] if len(parts) > 1 else ""),
+        node=state.get("node"),
+        vmid=int(vmid) if isinstance(vmid, int | str) and str(vmid).isdigit() else None,
+        name=state.get("name"),
+        status=state.get("status"),
+        tags=[str(t) for t in tags],
+        pool=state.get("pool"),
+        lock=state.get("lock"),
+        config=state.get("config") or {},
+        digest=state.get("digest"),
+        observed_at=backend.time_out(row[3]),
+        last_observed_at=last_observed,
+        position=int(row[1]),
+        removed=False,
+        valid_until=backend.time_or_none(row[2]),
+        pending=state.get("pending") or {},
+        extra={k: v for k, v in state.items() if k not in _STANDARD},
+    )
+
+
+# -- inventory and one resource --------------------------------------------------------------
+async def inventory(
+    store: EventStore,
+    *,
+    at: datetime | None = None,
+    position: int | None = None,
+    type: str | None = None,
+    node: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    pool: str | None = None,
+    q: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> InventoryPage:
+    """The inventory as it was at ``at`` or ``position`` (default: now), filtered, by id.
+
+    Each resource costs one index probe into the versions table, whatever the length of its
+    history. Filters apply to the state at that time: ``tag`` is one tag, ``q`` a
+    case-insensitive substring of the id or name.
+    """
+    _check_limit(limit)
+    backend = backend_for(store)
+    async with store.read_connection() as conn:
+        after: str | None = None
+        if cursor is not None:
+            optional = (str, _NONE)
+            p, t, at_text, after = read_cursor(cursor, "inv", (int, optional, optional, str))
+            point = _point_from_cursor(backend, p, t, at_text)
+        else:
+            point = await _resolve(backend, conn, at, position)
+        filters = _Filters(type, node, status, tag, pool, q)
+        rows = await _versions_at(
+            backend, conn, point, after=after, filters=filters, limit=limit + 1
+        )
+    items = [_resource(backend, row, point) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        t_text, at_text = _cursor_times(point, backend)
+        next_cursor = make_cursor("inv", point.p, t_text, at_text, items[-1].id)
+    return InventoryPage(at=point.at, position=point.p, items=items, next_cursor=next_cursor)
+
+
+async def resource_at(
+    store: EventStore,
+    resource_id: str,
+    *,
+    at: datetime | None = None,
+    position: int | None = None,
+) -> Resource:
+    """One resource as it was then; :class:`NotFoundError` (with ``first_seen`` and
+    ``last_seen`` when it existed at other times) if it did not exist then."""
+    backend = backend_for(store)
+    async with store.read_connection() as conn:
+        point = await _resolve(backend, conn, at, position)
+        rows = await _versions_at(backend, conn, point, ids=[resource_id])
+        if rows:
+            return _resource(backend, rows[0], point)
+        row = await backend.fetchone(
+            conn,
+            "SELECT first_seen, last_seen, removed, observed_at FROM proj_resources "
+            "WHERE resource_id = ?",
+            (resource_id,),
+        )
+    if row is None:
+        raise NotFoundError(f"no resource {resource_id!r} has ever been seen")
+    when = format_time(point.at) if point.at is not None else f"position {point.p}"
+    return_last = backend.time_or_none(row[1]) if row[2] else None
+    raise NotFoundError(
+        f"resource {resource_id!r} did not exist at {when}",
+        first_seen=backend.time_out(row[0]),
+        last_seen=return_last,
+    )
+
+
+# -- history ---------------------------------------------------------------------------------
+def _entry_changes(type_: str, schema_version: int, data: bytes) -> list[Any]:
+    try:
+        payload = decode(type_, schema_version, data)
+    except (UnknownEventError, msgspec.DecodeError, msgspec.ValidationError):
+        return []  # the projections stop on it and say so; history still lists the event
+    if type_ in CREATES:
+        return initial_changes(dict(getattr(payload, "state", {})))
+    if type_ in ENDS or not isinstance(payload, ResourceEvent):
+        return []
+    changes = list(payload.changes)
+    digest = payload.digest if isinstance(payload, ConfigChanged) else None
+    if digest is not None and not any(c.field == "digest" for c in changes):
+        changes.append(FieldChange("digest", None, digest))
+    return changes
+
+
+async def history(
+    store: EventStore,
+    resource_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> HistoryPage:
+    """A resource's events, oldest first, with field-level changes, actor and the window in
+    which each change happened (``observed_after`` to ``observed_at``), read from the log.
+
+    A discovery lists its initial fields as changes from null; a removal lists none.
+    """
+    _check_limit(limit)
+    now = utcnow()
+    _check_past(since, "since", now)
+    _check_past(until, "until", now)
+    if since is not None and until is not None and since > until:
+        raise UnprocessableError("since is after until", param="until")
+    backend = backend_for(store)
+    after_version = 0
+    if cursor is not None:
+        (after_version,) = read_cursor(cursor, "hist:" + resource_id, (int,))
+    sql = (
+        "SELECT version, position, type, schema_version, observed_at, observed_after, actor, "
+        "data FROM events WHERE stream_id = ? AND version > ?"
+    )
+    args: list[Any] = [resource_id, after_version]
+    if since is not None:
+        sql += " AND observed_at > ?"
+        args.append(backend.time_in(since))
+    if until is not None:
+        sql += " AND observed_at <= ?"
+        args.append(backend.time_in(until))
+    sql += " ORDER BY version LIMIT ?"
+    args.append(limit + 1)
+    async with store.read_connection() as conn:
+        rows = await backend.fetch(conn, sql, args)
+        if not rows and cursor is None:
+            exists = await backend.fetchone(
+                conn, "SELECT 1 FROM events WHERE stream_id = ? LIMIT 1", (resource_id,)
+            )
+            if exists is None:
+                raise NotFoundError(f"no resource {resource_id!r} has ever been seen")
+    items = [
+        HistoryEntry(
+            position=int(r[1]),
+            event=r[2],
+            observed_at=backend.time_out(r[4]),
+            observed_after=backend.time_or_none(r[5]),
+            actor=_actor_decoder.decode(r[6]) if r[6] is not None else None,
+            changes=_entry_changes(r[2], int(r[3]), bytes(r[7])),
+        )
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = make_cursor("hist:" + resource_id, int(rows[limit - 1][0]))
+    return HistoryPage(items=items, next_cursor=next_cursor)
+
+
+# -- net change ------------------------------------------------------------------------------
+_CANDIDATES = (
+    "SELECT resource_id FROM proj_versions WHERE valid_from_time > ? AND valid_from_time <= ? "
+    "AND valid_from_position <= ? AND resource_id > ?{type} "
+    "UNION "
+    "SELECT resource_id FROM proj_versions WHERE valid_to_time > ? AND valid_to_time <= ? "
+    "AND valid_to_position <= ? AND resource_id > ?{type} "
+    "ORDER BY resource_id LIMIT ?"
+)
+
+
+async def changes(
+    store: EventStore,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    type: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> ChangesPage:
+    """The net change of the inventory between ``since`` and ``until`` (default now): each
+    resource whose state at ``until`` differs from its state at ``since``.
+
+    Candidates come from the versions table's time indexes (versions that began or ended in
+    the window), so the cost follows the number of changes in the window, not the history.
+    """
+    _check_limit(limit)
+    backend = backend_for(store)
+    after = ""
+    async with store.read_connection() as conn:
+        if cursor is not None:
+            p, since_text, until_text, after = read_cursor(cursor, "chg", (int, str, str, str))
+            try:
+                since, until = parse_time(since_text), parse_time(until_text)
+            except ValueError as exc:
+                raise InvalidParameterError("cursor is malformed", param="cursor") from exc
+        else:
+            now = utcnow()
+            _check_past(since, "since", now)
+            _check_past(until, "until", now)
+            until = until or now
+            if since > until:
+                raise UnprocessableError("since is after until", param="until")
+            p = await _checkpoint(backend, conn)
+        assert until is not None
+        start = _Point(since, backend.time_in(since), p)
+        end = _Point(until, backend.time_in(until), p)
+        items: list[NetChange] = []
+        more = False
+        while len(items) < limit:
+            type_sql = " AND type = ?" if type is not None else ""
+            args: list[Any] = []
+            for _ in range(2):
+                args += [start.t, end.t, p, after] + ([type] if type is not None else [])
+            args.append(limit)
+            ids = [r[0] for r in await backend.fetch(conn, _CANDIDATES.format(type=type_sql), args)]
+            if not ids:
+                break
+            before = {r[0]: r for r in await _versions_at(backend, conn, start, ids=ids)}
+            later = {r[0]: r for r in await _versions_at(backend, conn, end, ids=ids)}
+            for index, rid in enumerate(ids):
+                change = _net_change(rid, before.get(rid), later.get(rid))
+                after = rid
+                if change is not None:
+                    items.append(change)
+                    if len(items) == limit:
+                        more = index < len(ids) - 1 or len(ids) == limit
+                        break
+            if len(ids) < limit:
+                break
+    next_cursor = (
+        make_cursor("chg", p, format_time(since), format_time(until), after) if more else None
+    )
+    return ChangesPage(since=since, until=until, items=items, next_cursor=next_cursor)
+
+
+def _net_change(rid: str, before: Any, later: Any) -> NetChange | None:
+    if before is None and later is None:
+        return None  # created and removed within the window
+    if before is None:
+        return NetChange(id=rid, change="created", changes=initial_changes(decode_state(later[4])))
+    if later is None:
+        return NetChange(id=rid, change="removed", changes=[])
+    diff = diff_states(decode_state(before[4]), decode_state(later[4]))
+    return NetChange(id=rid, change="changed", changes=diff) if diff else None
+
+
+# -- relations -------------------------------------------------------------------------------
+async def relations(
+    store: EventStore,
+    *,
+    at: datetime | None = None,
+    position: int | None = None,
+    id: str | None = None,
+) -> RelationGraph:
+    """The relationship graph then: every edge that held, or only those touching ``id``."""
+    backend = backend_for(store)
+    async with store.read_connection() as conn:
+        point = await _resolve(backend, conn, at, position)
+        sql = (
+            "SELECT from_id, rel, to_id, attrs, since_time, until_time FROM proj_edges "
+            "WHERE since_position <= ?"
+        )
+        args: list[Any] = [point.p]
+        if point.t is not None:
+            sql += " AND since_time <= ?"
+            args.append(point.t)
+        sql += " AND (until_position IS NULL OR until_position > ?"
+        args.append(point.p)
+        if point.t is not None:
+            sql += " OR until_time > ?"
+            args.append(point.t)
+        sql += ")"
+        if id is not None:
+            sql += " AND (from_id = ? OR to_id = ?)"
+            args += [id, id]
+        sql += " ORDER BY from_id, rel, to_id, attrs"
+        rows = await backend.fetch(conn, sql, args)
+        if id is not None and not rows:
+            known = await backend.fetchone(
+                conn,
+                "SELECT 1 FROM proj_resources WHERE resource_id = ? UNION ALL "
+                "SELECT 1 FROM proj_edges WHERE to_id = ?",
+                (id, id),
+            )
+            if known is None:
+                raise NotFoundError(f"no resource {id!r} has ever been seen")
+    edges = [
+        Edge(
+            from_=r[0],
+            rel=r[1],
+            to=r[2],
+            attrs=decode_state(r[3]),
+            since=backend.time_out(r[4]),
+            until=backend.time_or_none(r[5]),
+        )
+        for r in rows
+    ]
+    return RelationGraph(at=point.at, position=point.p, edges=edges)
