@@ -68,3 +68,5 @@ def configure_logging(
     root.setLevel(level)
     # aiohttp's own access log would duplicate ours, without the request id.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # apscheduler logs every job run at INFO; the collectors log what matters about polls.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
