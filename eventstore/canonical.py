@@ -22,6 +22,31 @@ from .envelope import Actor, format_time
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
+class _CanonicalActor(msgspec.Struct, frozen=True):
+    """``actor`` in the hash input: all three keys, in sorted order."""
+
+    token: str | None
+    upid: str | None
+    user: str | None
+
+
+class _Canonical(msgspec.Struct, frozen=True):
+    """The hash input. Fields are declared in sorted key order (and the encoder sorts too)."""
+
+    actor: _CanonicalActor | None
+    correlation_id: str | None
+    data: str
+    observed_after: str | None
+    observed_at: str
+    position: int
+    prev_hash: str
+    recorded_at: str
+    schema_version: int
+    stream_id: str
+    type: str
+    version: int
+
+
 def canonical_bytes(
     *,
     position: int,
@@ -38,24 +63,22 @@ def canonical_bytes(
     prev_hash: str,
 ) -> bytes:
     """The exact bytes the event's hash is taken over."""
-    actor_obj: dict[str, Any] | None = None
-    if actor is not None:
-        actor_obj = {"token": actor.token, "upid": actor.upid, "user": actor.user}
-    obj = {
-        "actor": actor_obj,
-        "correlation_id": correlation_id,
-        "data": data.decode("utf-8"),
-        "observed_after": format_time(observed_after) if observed_after is not None else None,
-        "observed_at": format_time(observed_at),
-        "position": position,
-        "prev_hash": prev_hash,
-        "recorded_at": format_time(recorded_at),
-        "schema_version": schema_version,
-        "stream_id": stream_id,
-        "type": type,
-        "version": version,
-    }
-    return _encoder.encode(obj)
+    return _encoder.encode(
+        _Canonical(
+            None if actor is None else _CanonicalActor(actor.token, actor.upid, actor.user),
+            correlation_id,
+            data.decode("utf-8"),
+            None if observed_after is None else format_time(observed_after),
+            format_time(observed_at),
+            position,
+            prev_hash,
+            format_time(recorded_at),
+            schema_version,
+            stream_id,
+            type,
+            version,
+        )
+    )
 
 
 def event_hash(**fields: Any) -> str:

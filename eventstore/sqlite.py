@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import msgspec
@@ -31,6 +31,8 @@ from .migrations import MigrationStatus, check_applied, load_migrations
 from .store import EventStore, seal_batch
 from .urls import sqlite_path
 
+T = TypeVar("T")
+
 BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for another process's write lock before giving up."""
 
@@ -43,6 +45,7 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+_HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 _BATCH = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _STREAM = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ?"
 _VERSIONS = "SELECT stream_id, MAX(version) FROM events WHERE stream_id IN ({}) GROUP BY stream_id"
@@ -113,6 +116,65 @@ async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
     """Run a PRAGMA and finish its statement, so it holds no lock afterwards."""
     async with conn.execute(f"PRAGMA {pragma}") as cur:
         await cur.fetchall()
+
+
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(raw_sqlite3_connection, *args)`` on the connection's own worker thread.
+
+    One hop to the thread for a whole append or read, instead of one per statement and per
+    fetch: on this path the hops cost more than SQLite's own work. aiosqlite's ``_execute``
+    queues the call behind the connection's other work, so nothing runs concurrently on it.
+    """
+
+    def call() -> T:
+        return fn(conn._conn, *args)
+
+    result: T = await conn._execute(call)  # type: ignore[no-untyped-call]
+    return result
+
+
+def _fetch(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return raw.execute(sql, params).fetchall()
+
+
+def _fetch_events(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
+    return [_row_to_event(row) for row in raw.execute(sql, params)]
+
+
+def _versions(raw: sqlite3.Connection, stream_ids: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    ids = list(stream_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = _VERSIONS.format(",".join("?" * len(chunk)))
+        found.update(raw.execute(sql, chunk).fetchall())
+    return found
+
+
+def _append_rows(raw: sqlite3.Connection, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+    """The whole append in one transaction, on the writer's thread.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock first (waiting up to the busy timeout for
+    another process), so the head read here stays the head until COMMIT.
+    """
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        row = raw.execute(_HEAD).fetchone()
+        head_position, head_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
+        sealed = seal_batch(
+            events,
+            head_position=head_position,
+            head_hash=head_hash,
+            current_versions=_versions(raw, {e.stream_id for e in events}),
+            recorded_at=utcnow(),
+        )
+        raw.executemany(_INSERT, [_event_to_row(e) for e in sealed])
+        raw.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute("ROLLBACK")
+        raise
+    return sealed
 
 
 def split_statements(script: str) -> list[str]:
@@ -232,47 +294,23 @@ class SQLiteEventStore(EventStore):
     async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         if not events:
             return []
-        async with self.transaction() as conn:
+        if self._writer is None:
+            raise EventStoreError("the event store is closed")
+        async with self._write_lock:
             with _translated("append"):
-                async with conn.execute(_HEAD) as cur:
-                    row = await cur.fetchone()
-                head_position, head_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
-                versions = await self._versions(conn, {e.stream_id for e in events})
-                sealed = seal_batch(
-                    events,
-                    head_position=head_position,
-                    head_hash=head_hash,
-                    current_versions=versions,
-                    recorded_at=utcnow(),
-                )
-                await conn.executemany(_INSERT, [_event_to_row(e) for e in sealed])
+                sealed = await _on_thread(self._writer, _append_rows, events)
+        self._signal_append()
         return sealed
-
-    @staticmethod
-    async def _versions(conn: aiosqlite.Connection, stream_ids: set[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        ids = list(stream_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            sql = _VERSIONS.format(",".join("?" * len(chunk)))
-            async with conn.execute(sql, chunk) as cur:
-                for stream_id, version in await cur.fetchall():
-                    found[stream_id] = version
-        return found
 
     # -- reading -------------------------------------------------------------------------
     async def head(self) -> int:
-        async with (
-            self.read_connection() as conn,
-            conn.execute("SELECT COALESCE(MAX(position), 0) FROM events") as cur,
-        ):
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        async with self.read_connection() as conn:
+            rows = await _on_thread(conn, _fetch, _HEAD_POSITION, ())
+        return int(rows[0][0]) if rows else 0
 
     async def read_batch(self, after: int, limit: int) -> list[RecordedEvent]:
-        async with self.read_connection() as conn, conn.execute(_BATCH, (after, limit)) as cur:
-            rows = await cur.fetchall()
-        return [_row_to_event(r) for r in rows]
+        async with self.read_connection() as conn:
+            return await _on_thread(conn, _fetch_events, _BATCH, (after, limit))
 
     async def read_stream(
         self,
@@ -284,19 +322,20 @@ class SQLiteEventStore(EventStore):
         sql = _STREAM
         params: list[Any] = [stream_id]
         if until_position is not None:
-            sql += " AND position <= ?"
+            # Unary plus: filter on the position, never scan its index (the stream index
+            # finds a stream's few rows; a position range can hold most of the log).
+            sql += " AND +position <= ?"
             params.append(until_position)
         if until_time is not None:
             sql += " AND observed_at <= ?"
             params.append(format_time(until_time))
         sql += " ORDER BY version"
-        async with self.read_connection() as conn, conn.execute(sql, params) as cur:
-            rows = await cur.fetchall()
-        return [_row_to_event(r) for r in rows]
+        async with self.read_connection() as conn:
+            return await _on_thread(conn, _fetch_events, sql, params)
 
     async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
         async with self.read_connection() as conn:
-            return await self._versions(conn, set(stream_ids))
+            return await _on_thread(conn, _versions, set(stream_ids))
 
     async def wait_for_events(self, after: int, timeout: float) -> int:
         loop = asyncio.get_running_loop()

@@ -11,11 +11,12 @@ import abc
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from hashlib import sha256
 from typing import Any, Literal
 
 import msgspec
 
-from .canonical import event_hash
+from .canonical import canonical_bytes, event_hash
 from .envelope import NewEvent, RecordedEvent
 from .errors import ConcurrencyError
 from .migrations import MigrationStatus
@@ -220,30 +221,49 @@ def seal_batch(
     versions = dict(current_versions)
     prev = head_hash
     sealed: list[RecordedEvent] = []
-    for offset, new in enumerate(events, start=1):
-        current = versions.get(new.stream_id, 0)
+    position = head_position
+    for new in events:
+        stream_id = new.stream_id
+        current = versions.get(stream_id, 0)
         if new.expected_version is not None and new.expected_version != current:
             raise ConcurrencyError(
-                f"stream {new.stream_id!r} is at version {current}, expected {new.expected_version}"
+                f"stream {stream_id!r} is at version {current}, expected {new.expected_version}"
             )
         version = current + 1
-        versions[new.stream_id] = version
-        position = head_position + offset
-        fields: dict[str, Any] = {
-            "position": position,
-            "stream_id": new.stream_id,
-            "version": version,
-            "type": new.type,
-            "schema_version": new.schema_version,
-            "observed_at": new.observed_at,
-            "observed_after": new.observed_after,
-            "recorded_at": recorded_at,
-            "actor": new.actor,
-            "correlation_id": new.correlation_id,
-            "data": new.data,
-            "prev_hash": prev,
-        }
-        digest = event_hash(**fields)
-        sealed.append(RecordedEvent(**fields, hash=digest))
+        versions[stream_id] = version
+        position += 1
+        digest = sha256(
+            canonical_bytes(
+                position=position,
+                stream_id=stream_id,
+                version=version,
+                type=new.type,
+                schema_version=new.schema_version,
+                observed_at=new.observed_at,
+                observed_after=new.observed_after,
+                recorded_at=recorded_at,
+                actor=new.actor,
+                correlation_id=new.correlation_id,
+                data=new.data,
+                prev_hash=prev,
+            )
+        ).hexdigest()
+        sealed.append(
+            RecordedEvent(
+                position=position,
+                stream_id=stream_id,
+                version=version,
+                type=new.type,
+                schema_version=new.schema_version,
+                observed_at=new.observed_at,
+                observed_after=new.observed_after,
+                recorded_at=recorded_at,
+                actor=new.actor,
+                correlation_id=new.correlation_id,
+                data=new.data,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
         prev = digest
     return sealed
