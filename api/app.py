@@ -115,7 +115,12 @@ def create_app(
     app = web.Application(
         middlewares=[make_middleware(auth, metrics)],
         client_max_size=MAX_BODY,
-        handler_args={"access_log": None},  # the middleware logs each request, with its id
+        handler_args={
+            "access_log": None,  # the middleware logs each request, with its id
+            # Room for a 1024-character id percent-encoded in full plus its query, so that an
+            # over-long id still gets our problem+json 400 rather than the parser's plain one.
+            "max_line_size": 64 * 1024,
+        },
     )
     app[SERVICES] = services
     ops = operations()
@@ -145,7 +150,7 @@ def checked(op: Operation) -> Handler:
 def check_query(request: web.Request, allowed: frozenset[str]) -> None:
     """400 naming the first unknown or repeated query parameter."""
     seen: set[str] = set()
-    for name in request.query:
+    for name, _ in request.query.items():  # items(): a repeated name comes once per use
         if name not in allowed:
             shown = name if len(name) <= 40 else name[:37] + "..."
             known = ", ".join(sorted(allowed)) or "none"

@@ -2,8 +2,7 @@
 
 Every error becomes an RFC 9457 problem with the status the error carries: our
 :class:`~api.errors.ApiError`, aiohttp's own HTTP exceptions (unknown route, wrong method, body
-too large), and the read side's ``QueryError`` (anything with an integer ``status`` and a
-``title``). Only a bug gives a 500, and it is logged with the request id.
+too large), and the read side's :class:`~projections.errors.QueryError`. Only a bug gives a 500, and it is logged with the request id.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import msgspec
 from aiohttp import web
 
 from eventstore import DatabaseUnavailableError, EventStoreError
+from projections.errors import QueryError
 
 from .auth import OPEN_PATHS, Authenticator, Token
 from .errors import ApiError
@@ -153,17 +153,14 @@ def _render(exc: Exception, request_id: str) -> web.Response:
         return problem_response(
             exc.status, exc.reason, detail, request_id=request_id, headers=headers
         )
-    status = getattr(exc, "status", None)
-    title = getattr(exc, "title", None)
-    if isinstance(status, int) and 400 <= status < 500 and isinstance(title, str):
-        # The read side's QueryError family: it knows its status and the parameter at fault.
-        param = getattr(exc, "param", None)
+    if isinstance(exc, QueryError):
+        # The read side's errors know their status and the parameter at fault.
         return problem_response(
-            status,
-            title,
-            str(getattr(exc, "detail", None) or exc),
+            exc.status,
+            exc.title,
+            exc.detail,
             request_id=request_id,
-            param=param if isinstance(param, str) else None,
+            param=exc.param,
             extra={
                 "first_seen": getattr(exc, "first_seen", None),
                 "last_seen": getattr(exc, "last_seen", None),

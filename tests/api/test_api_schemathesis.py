@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import OPERATOR_SECRET, TOKENS, append_events
+from api_helpers import seed_history
+from conftest import OPERATOR_SECRET, TOKENS
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -48,7 +49,7 @@ class ThreadServer:
         store = await open_store(self.database_url)
         try:
             await store.migrate()
-            await append_events(store, 30)
+            await seed_history(store)  # the projections hold a small, real history
             runner = await run_site(
                 create_app(store, tokens=TOKENS, clusters=["lab"]), "127.0.0.1", 0
             )

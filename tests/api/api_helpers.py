@@ -1,0 +1,140 @@
+"""A small, known history for the API and CLI tests, written with the collectors' vocabulary.
+
+Times are seconds after T0 (in the past, so they are never "the future"):
+
+* 10: web (``lab/qemu/100``) discovered on pve1, tags prod, memory 2048; db (``lab/qemu/101``)
+  discovered on pve1; node pve1 and pve2 discovered.
+* 20: web memory 2048 -> 4096, by root@pam (observed after 15).
+* 30: web migrated to pve2, by alice@pve (observed after 25).
+* 60: db removed (last seen at 55).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collectors.events import (
+    ConfigChanged,
+    Discovered,
+    Event,
+    FieldChange,
+    Migrated,
+    Removed,
+    encode,
+    type_of,
+)
+from eventstore import Actor, EventStore, NewEvent
+from projections.runner import ProjectionRunner
+
+T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+WEB = "lab/qemu/100"
+DB = "lab/qemu/101"
+ROOT = Actor(user="root@pam", upid="UPID:pve1:0000A:0000B:6650A0B4:qmconfig:100:root@pam:")
+ALICE = Actor(user="alice@pve", upid="UPID:pve1:0000C:0000D:6650A0BE:qmigrate:100:alice@pve:")
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def iso(seconds: float) -> str:
+    """T0 plus ``seconds`` as the API writes times."""
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new(
+    stream_id: str,
+    event: Event,
+    seconds: float,
+    *,
+    observed_after: float | None = None,
+    actor: Actor | None = None,
+) -> NewEvent:
+    return NewEvent(
+        stream_id=stream_id,
+        type=type_of(event),
+        data=encode(event),
+        observed_at=at(seconds),
+        observed_after=at(observed_after) if observed_after is not None else None,
+        actor=actor,
+    )
+
+
+def guest(rid: str, name: str, **fields: Any) -> dict[str, Any]:
+    cluster, kind, vmid = rid.split("/")
+    state: dict[str, Any] = {
+        "id": rid,
+        "cluster": cluster,
+        "type": kind,
+        "node": "pve1",
+        "vmid": int(vmid),
+        "name": name,
+        "status": "running",
+        "tags": [],
+        "pool": None,
+        "lock": None,
+        "config": {
+            "name": name,
+            "memory": "2048",
+            "cores": 2,
+            "scsi0": f"local-lvm:vm-{vmid}-disk-0,size=32G",
+            "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20",
+        },
+        "digest": "d1",
+    }
+    state.update(fields)
+    return state
+
+
+def node(name: str) -> dict[str, Any]:
+    return {
+        "id": f"lab/node/{name}",
+        "cluster": "lab",
+        "type": "node",
+        "node": name,
+        "vmid": None,
+        "name": name,
+        "status": "online",
+        "tags": [],
+        "pool": None,
+        "lock": None,
+        "config": {},
+        "digest": None,
+    }
+
+
+async def seed_history(store: EventStore) -> None:
+    """Append the history above and bring the projections up to date."""
+    await store.append(
+        [
+            new("lab/node/pve1", Discovered(state=node("pve1")), 10),
+            new("lab/node/pve2", Discovered(state=node("pve2")), 10),
+            new(WEB, Discovered(state=guest(WEB, "web", tags=["prod"])), 10),
+            new(DB, Discovered(state=guest(DB, "db")), 10),
+        ]
+    )
+    await store.append(
+        [
+            new(
+                WEB,
+                ConfigChanged(changes=[FieldChange("config.memory", "2048", "4096")], digest="d2"),
+                20,
+                observed_after=15,
+                actor=ROOT,
+            )
+        ]
+    )
+    await store.append(
+        [
+            new(
+                WEB,
+                Migrated(changes=[FieldChange("node", "pve1", "pve2")]),
+                30,
+                observed_after=25,
+                actor=ALICE,
+            )
+        ]
+    )
+    await store.append([new(DB, Removed(), 60, observed_after=55)])
+    await ProjectionRunner(store).catch_up()
