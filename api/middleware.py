@@ -2,7 +2,8 @@
 
 Every error becomes an RFC 9457 problem with the status the error carries: our
 :class:`~api.errors.ApiError`, aiohttp's own HTTP exceptions (unknown route, wrong method, body
-too large), and the read side's :class:`~projections.errors.QueryError`. Only a bug gives a 500, and it is logged with the request id.
+too large), and the read side's :class:`~projections.errors.QueryError`. Only a bug gives a
+500, and it is logged with the request id.
 """
 
 from __future__ import annotations

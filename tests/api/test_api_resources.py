@@ -37,12 +37,14 @@ async def test_inventory_now_then_and_paged(seeded: Server) -> None:
     assert [r["id"] for r in page["items"]] == [WEB, DB]
     assert page["at"] == iso(15)
     status, first, _ = await seeded.get(f"/api/v1/resources?at={iso(15)}&limit=2")
-    assert len(first["items"]) == 2 and first["next_cursor"]
+    assert len(first["items"]) == 2
+    assert first["next_cursor"]
     status, second, _ = await seeded.get(f"/api/v1/resources?limit=2&cursor={first['next_cursor']}")
     assert status == 200
     assert second["position"] == first["position"]
     ids = [r["id"] for r in first["items"] + second["items"]]
-    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 4
 
 
 @pytest.mark.parametrize(
@@ -66,7 +68,8 @@ async def test_one_resource_in_both_path_forms(seeded: Server) -> None:
     assert status == 200, plain
     status, encoded, _ = await seeded.get(f"/api/v1/resources/{quote(WEB, safe='')}")
     assert encoded == plain
-    assert plain["id"] == WEB and plain["node"] == "pve2"
+    assert plain["id"] == WEB
+    assert plain["node"] == "pve2"
     status, then, _ = await seeded.get(f"/api/v1/resources/{WEB}?at={iso(25)}")
     assert (then["node"], then["config"]["memory"]) == ("pve1", "4096")
     status, first, _ = await seeded.get(f"/api/v1/resources/{WEB}?position=3")
@@ -80,7 +83,8 @@ async def test_a_removed_resource_is_404_with_when_it_was_seen(seeded: Server) -
     body = await problem(seeded, "/api/v1/resources/lab/qemu/999", 404)
     assert "first_seen" not in body
     status, then, _ = await seeded.get(f"/api/v1/resources/{DB}?at={iso(30)}")
-    assert status == 200 and then["name"] == "db"
+    assert status == 200
+    assert then["name"] == "db"
 
 
 async def test_history_with_actor_and_window(seeded: Server) -> None:
