@@ -59,14 +59,11 @@ class PveClient:
         self,
         cluster: ClusterConfig,
         environ: Mapping[str, str],
-        *,
-        retries: int = 2,
-        backoff_s: float = 0.25,
     ) -> None:
         self.cluster = cluster
         self._environ = environ
-        self._retries = retries
-        self._backoff_s = backoff_s
+        self._retries = cluster.retries
+        self._backoff_s = cluster.retry_backoff_s
         self._pool = ThreadPoolExecutor(
             max_workers=cluster.max_workers, thread_name_prefix=f"pve-{cluster.name}"
         )

@@ -29,6 +29,10 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     read_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     max_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    # Transient failures (connection errors, timeouts, 502-504) are tried again this many
+    # times, waiting retry_backoff_s, then twice that, ... plus random jitter.
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    retry_backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 0.5
 
     def __post_init__(self) -> None:
         if self.token_id is not None:

@@ -138,6 +138,9 @@ class Observer:
                 if name not in online:
                     online[name] = entry.get("status") == "online"
         obs.offline_nodes = {name for name, up in online.items() if not up}
+        for name in sorted(obs.offline_nodes):
+            obs.faults.append(f"node {name} is offline: its guests and storages are unobserved")
+            obs.error_kinds.append("node_offline")
         for entry in resources:
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
                 log.warning("cluster %s: skipped a /cluster/resources entry without id", obs.cluster)

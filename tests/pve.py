@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,7 @@ class ServedPve:
             "read_timeout_s": 5.0,
             "fast_interval_s": 10,
             "deep_interval_s": 300,
+            "retry_backoff_s": 0.05,
         }
         values.update(overrides)
         return ClusterConfig(**values)
@@ -110,7 +113,20 @@ class ServedPve:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(START_TIMEOUT_S)
             if not self._thread.is_alive():
-                self._loop.close()
+                self._close_loop()
+
+    def _close_loop(self) -> None:
+        # fakepve's dropped and hung connections can leave server-side sockets it never
+        # closes; close them with the loop, so they do not surface as ResourceWarnings in
+        # whichever later test the garbage collector happens to run in.
+        transports = getattr(self._loop, "_transports", None) or {}
+        for transport in list(transports.values()):
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+        self._loop.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
 def make_pki(directory: Path) -> tuple[str, str]:
