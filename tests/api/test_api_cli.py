@@ -1,0 +1,154 @@
+"""The query commands against a real database: tables, --json, exit codes, --help."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from api_helpers import DB, WEB, iso, seed_history
+
+from api.cli import COMMAND_MODULES, main
+from eventstore import open_store
+
+
+@pytest.fixture
+def seeded_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = database_url
+
+    async def seed() -> None:
+        store = await open_store(url)
+        try:
+            await store.migrate()
+            await seed_history(store)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("PVETRAIL_DATABASE_URL", url)
+    monkeypatch.delenv("PVETRAIL_CONFIG", raising=False)
+    return url
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_inventory_table_and_json(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "inventory")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "TYPE", "NAME", "NODE", "STATUS", "TAGS", "POOL"]
+    assert any(line.split()[:4] == [WEB, "qemu", "web", "pve2"] for line in lines)
+    assert not any(line.startswith(DB) for line in lines)
+    code, out, _ = run(capsys, "inventory", "--at", iso(15), "--type", "qemu", "--json")
+    assert code == 0
+    page = json.loads(out)
+    assert [r["id"] for r in page["items"]] == [WEB, DB]
+    assert page["at"] == iso(15)
+    code, out, _ = run(capsys, "inventory", "--node", "pve2", "-q", "web", "--json")
+    assert [r["id"] for r in json.loads(out)["items"]] == [WEB]
+
+
+def test_show_now_then_and_not_found(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show", WEB)
+    assert code == 0
+    rows = dict(line.split(None, 1) for line in out.splitlines()[1:])
+    assert rows["node"] == "pve2"
+    assert rows["config.memory"] == "4096"
+    code, out, _ = run(capsys, "show", WEB, "--at", iso(15), "--json")
+    assert code == 0
+    resource = json.loads(out)
+    assert (resource["node"], resource["config"]["memory"]) == ("pve1", "2048")
+    code, out, err = run(capsys, "show", DB)
+    assert code == 1
+    assert "did not exist" in err
+    assert f"first seen {iso(10)[:-1]}" in err
+    code, _, err = run(capsys, "show", "lab/qemu/999")
+    assert code == 1
+    assert "has ever been seen" in err
+
+
+def test_history_lists_who_and_when(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "history", WEB)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["POSITION", "OBSERVED_AT", "NOT_BEFORE", "EVENT"]
+    assert "config.memory: 2048 -> 4096" in lines[2]
+    assert "root@pam" in lines[2]
+    assert "alice@pve" in lines[3]
+    code, out, _ = run(capsys, "history", WEB, "--since", iso(25), "--json")
+    entries = json.loads(out)["items"]
+    assert [e["event"] for e in entries] == ["migrated"]
+    assert entries[0]["observed_after"] == iso(25)
+
+
+def test_changes_between_two_times(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "changes", "--since", iso(15), "--until", iso(65))
+    assert code == 0
+    by_id = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert by_id[DB].split()[1] == "removed"
+    assert "node: pve1 -> pve2" in by_id[WEB]
+    code, out, _ = run(capsys, "changes", "--since", iso(15), "--type", "node", "--json")
+    assert json.loads(out) == {"items": []}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["changes", "--since", "2999-01-01T00:00:00Z"], "in the future"),
+        (["changes", "--since", iso(30), "--until", iso(20)], "since is after until"),
+        (["show", WEB, "--at", "2999-01-01T00:00:00Z"], "in the future"),
+        (["inventory", "--position", "99999"], "past the head"),
+        (["history", WEB, "--limit", "0"], "--limit"),
+    ],
+)
+def test_impossible_questions_exit_2(
+    seeded_url: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err + out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", WEB, "--at", "yesterday"],
+        ["inventory", "--at", "2026-11-01"],
+        ["changes"],
+        ["show", WEB, "--at", iso(1), "--position", "3"],
+        ["history"],
+    ],
+)
+def test_malformed_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_an_unmigrated_database_is_named(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PVETRAIL_DATABASE_URL", sqlite_url)
+    code, _, err = run(capsys, "inventory")
+    assert code == 2
+    assert "not migrated" in err
+
+
+@pytest.mark.parametrize("name", ["serve", "demo", "show", "history", "changes", "inventory"])
+def test_every_command_has_help_with_examples(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert name in COMMAND_MODULES
+    with pytest.raises(SystemExit) as exited:
+        main([name, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text
+    assert f"  pvetrail {name}" in text
