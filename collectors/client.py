@@ -93,7 +93,8 @@ class PveClient:
             return ProxmoxAPI(
                 cluster.hostname, user=user, token_name=token_name, token_value=secret, **common
             )
-        assert cluster.user is not None and cluster.password_env is not None
+        assert cluster.user is not None
+        assert cluster.password_env is not None
         password = self._environ.get(cluster.password_env)
         if not password:
             raise PveRequestError(
@@ -134,9 +135,7 @@ class PveClient:
         except requests.Timeout as exc:
             raise PveRequestError("timeout", f"timed out: {exc.__class__.__name__}") from exc
         except requests.ConnectionError as exc:
-            raise PveRequestError(
-                "unreachable", f"cannot connect: {_first_line(exc)}"
-            ) from exc
+            raise PveRequestError("unreachable", f"cannot connect: {_first_line(exc)}") from exc
         except requests.RequestException as exc:
             raise PveRequestError("unreachable", f"request failed: {_first_line(exc)}") from exc
         except (ValueError, TypeError) as exc:  # an answer that is not JSON, say

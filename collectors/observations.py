@@ -14,9 +14,7 @@ from typing import Any
 
 from eventstore import EventStore, format_time, parse_time
 
-LOAD_SQLITE = (
-    "SELECT resource_id, last_fast_at, last_deep_at FROM observations WHERE cluster = ?"
-)
+LOAD_SQLITE = "SELECT resource_id, last_fast_at, last_deep_at FROM observations WHERE cluster = ?"
 LOAD_POSTGRES = (
     "SELECT resource_id, last_fast_at, last_deep_at FROM observations WHERE cluster = $1"
 )

@@ -143,7 +143,9 @@ class Observer:
             obs.error_kinds.append("node_offline")
         for entry in resources:
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                log.warning("cluster %s: skipped a /cluster/resources entry without id", obs.cluster)
+                log.warning(
+                    "cluster %s: skipped a /cluster/resources entry without id", obs.cluster
+                )
                 continue
             kind = entry.get("type")
             if kind in GUEST_TYPES:
@@ -381,7 +383,9 @@ class Observer:
             elif pbs:
                 vmid = vmid if vmid is not None else int(pbs.group(2))
                 subtype = subtype or ("qemu" if pbs.group(1) == "vm" else "lxc")
-            guest = guest_id(obs.cluster, subtype, vmid) if vmid and subtype in GUEST_TYPES else None
+            guest = (
+                guest_id(obs.cluster, subtype, vmid) if vmid and subtype in GUEST_TYPES else None
+            )
             rid = obs.rid("backup", sid, volume)
             if rid in obs.states:
                 continue  # the same volume name listed by another node: the first one counts
@@ -409,9 +413,14 @@ class Observer:
         pools = await self._try(obs, "GET /pools", self.client.get("pools"))
         if not isinstance(pools, list):
             return
-        names = [p["poolid"] for p in pools if isinstance(p, dict) and isinstance(p.get("poolid"), str)]
+        names = [
+            p["poolid"] for p in pools if isinstance(p, dict) and isinstance(p.get("poolid"), str)
+        ]
         details = await asyncio.gather(
-            *(self._try(obs, f"GET /pools?poolid={n}", self.client.get("pools", poolid=n)) for n in names)
+            *(
+                self._try(obs, f"GET /pools?poolid={n}", self.client.get("pools", poolid=n))
+                for n in names
+            )
         )
         complete = True
         for name, detail in zip(names, details, strict=True):
@@ -442,7 +451,9 @@ class Observer:
 
     async def ha_deep(self, obs: Observation) -> None:
         """HA resource definitions onto their guests (``ha``): state, group, limits."""
-        answer = await self._try(obs, "GET /cluster/ha/resources", self.client.get("cluster/ha/resources"))
+        answer = await self._try(
+            obs, "GET /cluster/ha/resources", self.client.get("cluster/ha/resources")
+        )
         if not isinstance(answer, list):
             return
         by_vmid: dict[int, dict[str, Any]] = {}
@@ -467,7 +478,10 @@ class Observer:
         """The finished tasks in the nodes' task logs (the source of attribution)."""
         online = self._online_nodes(obs, nodes)
         answers = await asyncio.gather(
-            *(self._try(obs, f"GET /nodes/{n}/tasks", self.client.get(f"nodes/{n}/tasks")) for n in online)
+            *(
+                self._try(obs, f"GET /nodes/{n}/tasks", self.client.get(f"nodes/{n}/tasks"))
+                for n in online
+            )
         )
         for node, answer in zip(online, answers, strict=True):
             if not isinstance(answer, list):
@@ -484,7 +498,9 @@ class Observer:
 
     def _online_nodes(self, obs: Observation, nodes: Iterable[str] | None) -> list[str]:
         known = sorted(
-            s["node"] for s in obs.states.values() if s["type"] == "node" and s["status"] == "online"
+            s["node"]
+            for s in obs.states.values()
+            if s["type"] == "node" and s["status"] == "online"
         )
         if nodes is None:
             return known

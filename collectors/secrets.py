@@ -85,36 +85,26 @@ def _redact_property_string(key: bytes, value: str) -> str:
     if "=" not in value:
         return value
     parts = value.split(",")
-    changed = False
     for index, part in enumerate(parts):
         name, sep, option = part.partition("=")
-        if sep and is_secret_key(name.strip()) and option and not is_fingerprint(option):
-            if option != MASK:
-                parts[index] = f"{name}={fingerprint(key, option)}"
-                changed = True
-    return ",".join(parts) if changed else value
+        secret = sep and option and is_secret_key(name.strip())
+        if secret and option != MASK and not is_fingerprint(option):
+            parts[index] = f"{name}={fingerprint(key, option)}"
+    return ",".join(parts)
 
 
-def redact_value(key: bytes, name: str, value: Any, previous: Any = None) -> Any:
-    """One config value as it may be stored: secrets fingerprinted, a mask never a change.
+def redact_value(key: bytes, name: str, value: Any) -> Any:
+    """One config value as it may be stored: a secret (or a secret option) fingerprinted.
 
-    ``previous`` is the value stored before (already redacted), kept when Proxmox masks.
+    A masked value (``**********``) is kept as it is: it tells nothing, and :func:`masks`
+    makes sure it is never taken for a change.
     """
     if is_secret_key(name):
-        if value == MASK:
-            return previous if previous is not None else MASK
-        if is_fingerprint(value) or value is None:
+        if value is None or value == MASK or is_fingerprint(value):
             return value
-        text = value if isinstance(value, str) else str(value)
-        return fingerprint(key, text)
+        return fingerprint(key, value if isinstance(value, str) else str(value))
     if isinstance(value, str):
-        redacted = _redact_property_string(key, value)
-        if previous is not None and MASK in value and isinstance(previous, str):
-            # A masked option inside a property string: keep the stored fingerprint when the
-            # rest of the string is unchanged.
-            if _strip_secret_options(redacted) == _strip_secret_options(previous):
-                return previous
-        return redacted
+        return _redact_property_string(key, value)
     return value
 
 
@@ -122,12 +112,9 @@ def _strip_secret_options(value: str) -> str:
     return ",".join(p for p in value.split(",") if not is_secret_key(p.partition("=")[0].strip()))
 
 
-def redact_config(
-    key: bytes, config: Mapping[str, Any], previous: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def redact_config(key: bytes, config: Mapping[str, Any]) -> dict[str, Any]:
     """A whole config with every secret replaced by its fingerprint (see the module docstring)."""
-    before = previous or {}
-    return {name: redact_value(key, name, value, before.get(name)) for name, value in config.items()}
+    return {name: redact_value(key, name, value) for name, value in config.items()}
 
 
 def masks(old: Any, new: Any) -> bool:

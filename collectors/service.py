@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -390,7 +390,7 @@ class CollectorService:
                     coalesce=True,
                     max_instances=1,
                     misfire_grace_time=max(interval, 1),
-                    next_run_time=now + (timedelta(0) if kind == "deep" else timedelta(0)),
+                    next_run_time=now,  # the first run at once, without jitter
                 )
         scheduler.start()
         self._scheduler = scheduler
@@ -414,9 +414,9 @@ class CollectorService:
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop scheduling; let in-flight polls finish (or cancel them: they roll back)."""
         self._stopping = True
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.pause()  # no new runs; shutdown() would cancel the running ones at once
         running = list(self._running)
         if running:
             _done, pending = await asyncio.wait(running, timeout=grace_s)
@@ -425,6 +425,8 @@ class CollectorService:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         await asyncio.gather(*(c.client.close() for c in self._clusters.values()))
 
     async def sync(
@@ -439,7 +441,9 @@ class CollectorService:
         target = self._cluster(cluster)
         if self._stopping:
             raise CollectorError("the collector service is stopping")
-        kind = "targeted" if (node is not None or vmid is not None) else ("deep" if deep else "fast")
+        kind = (
+            "targeted" if (node is not None or vmid is not None) else ("deep" if deep else "fast")
+        )
         return await target.poll(kind, node=node, vmid=vmid)
 
     def health(self) -> dict[str, ClusterHealth]:

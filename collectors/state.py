@@ -132,7 +132,9 @@ def same(field_name: str, old: Any, new: Any) -> bool:
     return bool(comparable(old) == comparable(new))
 
 
-def _dict_rows(prefix: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[ev.FieldChange]:
+def _dict_rows(
+    prefix: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> list[ev.FieldChange]:
     before = old or {}
     rows = []
     for key in sorted(set(before) | set(new)):
@@ -213,18 +215,23 @@ def group_rows(resource_type: str, rows: Iterable[ev.FieldChange], digest: Any) 
         # that event (a lock taken or released, pending values), and alone only when nothing
         # else explains it (a secret Proxmox masks was rotated, a snapshot section changed).
         home: type[ev.ResourceEvent] = ev.ConfigChanged
-        for cls in (ev.LockTaken, ev.LockReleased, ev.PendingChangeSeen, ev.PendingChangeApplied):
-            if cls in grouped and ev.ConfigChanged not in grouped:
-                home = cls
-                break
+        if ev.ConfigChanged not in grouped:
+            explained = (
+                ev.LockTaken,
+                ev.LockReleased,
+                ev.PendingChangeSeen,
+                ev.PendingChangeApplied,
+            )
+            home = next((c for c in explained if c in grouped), ev.ConfigChanged)
         grouped.setdefault(home, []).extend(digest_rows)
     out: list[ev.Event] = []
-    for cls in _ORDER:
-        if cls in grouped:
-            if cls is ev.ConfigChanged:
-                out.append(ev.ConfigChanged(changes=grouped[cls], digest=digest))
-            else:
-                out.append(cls(changes=grouped[cls]))
+    for event_class in _ORDER:
+        if event_class not in grouped:
+            continue
+        if event_class is ev.ConfigChanged:
+            out.append(ev.ConfigChanged(changes=grouped[event_class], digest=digest))
+        else:
+            out.append(event_class(changes=grouped[event_class]))
     return out
 
 
@@ -357,30 +364,68 @@ def split_user(task: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 # Which task types can explain which event (pve-api.md §4.14).
 _TASKS_FOR: dict[str, frozenset[str]] = {
-    "discovered": frozenset({"qmcreate", "vzcreate", "qmclone", "vzclone", "qmrestore", "vzrestore"}),
+    "discovered": frozenset(
+        {"qmcreate", "vzcreate", "qmclone", "vzclone", "qmrestore", "vzrestore"}
+    ),
     "removed": frozenset({"qmdestroy", "vzdestroy"}),
     "migrated": frozenset({"qmigrate", "vzmigrate", "hamigrate"}),
     "status_changed": frozenset(
         {
-            "qmstart", "qmstop", "qmshutdown", "qmreboot", "qmreset", "qmsuspend", "qmpause",
-            "qmresume", "vzstart", "vzstop", "vzshutdown", "vzreboot", "vzsuspend", "vzresume",
-            "hastart", "hastop", "qmrollback", "vzrollback",
+            "qmstart",
+            "qmstop",
+            "qmshutdown",
+            "qmreboot",
+            "qmreset",
+            "qmsuspend",
+            "qmpause",
+            "qmresume",
+            "vzstart",
+            "vzstop",
+            "vzshutdown",
+            "vzreboot",
+            "vzsuspend",
+            "vzresume",
+            "hastart",
+            "hastop",
+            "qmrollback",
+            "vzrollback",
         }
-    ),  # fmt: skip
+    ),
     "renamed": frozenset({"qmconfig", "vzconfig"}),
     "tags_changed": frozenset({"qmconfig", "vzconfig"}),
     "pool_changed": frozenset({"qmconfig", "vzconfig"}),
     # a start or reboot applies pending values: the config changes then
     "config_changed": frozenset(
-        {"qmconfig", "vzconfig", "qmrollback", "vzrollback", "resize", "qmmove", "qmstart",
-         "qmreboot", "vzstart", "vzreboot"}
-    ),  # fmt: skip
+        {
+            "qmconfig",
+            "vzconfig",
+            "qmrollback",
+            "vzrollback",
+            "resize",
+            "qmmove",
+            "qmstart",
+            "qmreboot",
+            "vzstart",
+            "vzreboot",
+        }
+    ),
     "pending_change_seen": frozenset({"qmconfig", "vzconfig"}),
     "pending_change_applied": frozenset({"qmstart", "qmreboot", "vzstart", "vzreboot", "qmconfig"}),
     "lock_taken": frozenset(
-        {"vzdump", "qmigrate", "vzmigrate", "qmsnapshot", "vzsnapshot", "qmdelsnapshot",
-         "vzdelsnapshot", "qmrollback", "vzrollback", "qmclone", "vzclone"}
-    ),  # fmt: skip
+        {
+            "vzdump",
+            "qmigrate",
+            "vzmigrate",
+            "qmsnapshot",
+            "vzsnapshot",
+            "qmdelsnapshot",
+            "vzdelsnapshot",
+            "qmrollback",
+            "vzrollback",
+            "qmclone",
+            "vzclone",
+        }
+    ),
     "snapshot_created": frozenset({"qmsnapshot", "vzsnapshot"}),
     "snapshot_removed": frozenset({"qmdelsnapshot", "vzdelsnapshot"}),
     "backup_seen": frozenset({"vzdump"}),
@@ -390,7 +435,9 @@ _TASKS_FOR["lock_released"] = _TASKS_FOR["lock_taken"]
 SLACK_S = 1.0
 
 
-def attribute(planned: Planned, tasks: list[dict[str, Any]], used: set[str], observed_at: datetime) -> None:
+def attribute(
+    planned: Planned, tasks: list[dict[str, Any]], used: set[str], observed_at: datetime
+) -> None:
     """Set ``planned.actor`` from the latest fitting task in the observation window, if any.
 
     Fitting: a task type that can cause the event, the same guest (``id`` is the vmid; a

@@ -219,7 +219,7 @@ def seed_many(pve: FakePve, *, nodes: int = 3, guests: int = 1000) -> None:
                     "cores": 2,
                     "memory": 2048,
                     "scsi0": f"local-lvm:vm-{vmid}-disk-0,size=16G",
-                    "net0": f"virtio=BC:24:11:{index >> 8 & 255:02X}:{index & 255:02X}:00,bridge=vmbr0",
+                    "net0": f"virtio=BC:24:11:{index >> 8:02X}:{index & 255:02X}:00,bridge=vmbr0",
                     "tags": "bench",
                 },
             )

@@ -1,4 +1,4 @@
-"""``pvetrail sync``: one poll now, of every configured cluster or of one; prints what it appended."""
+"""``pvetrail sync``: one poll now, of every cluster or of one; prints what it appended."""
 
 from __future__ import annotations
 

@@ -53,9 +53,7 @@ CollectorFactory = Callable[..., CollectorService]
 
 
 @pytest.fixture
-async def make_collector(
-    store: EventStore, served: ServedPve
-) -> AsyncIterator[CollectorFactory]:
+async def make_collector(store: EventStore, served: ServedPve) -> AsyncIterator[CollectorFactory]:
     """Build collectors on the test's store for the served fake; all stopped at the end."""
     made: list[CollectorService] = []
 

@@ -35,17 +35,22 @@ async def test_a_change_made_by_a_second_token_and_a_second_user_is_attributed(
         changed = {(e.stream, e.type): e for e in not_tasks(events)}
         by_token = changed[("lab/qemu/101", "config_changed")]
         assert by_token.actor is not None
-        assert by_token.actor.user == "ops@pve" and by_token.actor.token == "ops@pve!ci"
-        assert by_token.actor.upid == upid and ":qmconfig:101:" in upid
+        assert by_token.actor.user == "ops@pve"
+        assert by_token.actor.token == "ops@pve!ci"
+        assert by_token.actor.upid == upid
+        assert ":qmconfig:101:" in upid
         renamed = changed[("lab/qemu/100", "renamed")]
-        assert renamed.actor is not None and renamed.actor.user == "alice@pve"
-        assert renamed.actor.token is None and ":qmconfig:100:" in (renamed.actor.upid or "")
+        assert renamed.actor is not None
+        assert renamed.actor.user == "alice@pve"
+        assert renamed.actor.token is None
+        assert ":qmconfig:100:" in (renamed.actor.upid or "")
         assert changed[("lab/lxc/200", "config_changed")].actor is None  # "unknown"
         # the tasks themselves are recorded once, each in its own stream
         tasks = [e for e in events if e.type == "task_seen"]
         assert f"lab/task/{upid}" in {e.stream for e in tasks}
         seen = next(e for e in tasks if e.stream == f"lab/task/{upid}").event
-        assert seen.token == "ops@pve!ci" and seen.task_type == "qmconfig"  # type: ignore[attr-defined]
+        assert seen.token == "ops@pve!ci"
+        assert seen.task_type == "qmconfig"
         # the window is honest: the change happened after the previous observation
         assert by_token.recorded.observed_after is not None
         assert by_token.recorded.observed_after < by_token.recorded.observed_at
@@ -54,7 +59,8 @@ async def test_a_change_made_by_a_second_token_and_a_second_user_is_attributed(
         served.pve.vm(101).config["cores"] = 9  # changed behind the API's back
         await collector.sync("lab", deep=True)
         later = not_tasks(await read_events(store, head))
-        assert [e.type for e in later] == ["config_changed"] and later[0].actor is None
+        assert [e.type for e in later] == ["config_changed"]
+        assert later[0].actor is None
         again = await collector.sync("lab", deep=True)
         assert again.events_appended == 0  # tasks are not recorded twice
     finally:

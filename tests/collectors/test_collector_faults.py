@@ -33,7 +33,8 @@ async def test_an_offline_node_leaves_its_resources_unobserved(
     assert result.ok
     assert any("pve2 is offline" in f for f in result.faults)
     health = collector.health()["lab"]
-    assert health.state == "degraded" and health.poll_errors_total["node_offline"] == 1
+    assert health.state == "degraded"
+    assert health.poll_errors_total["node_offline"] == 1
     events = not_tasks(await read_events(store, head))
     # the node's membership state is an observation; its guests and storages are not touched
     assert summary(events) == [("lab/node/pve2", "status_changed")]
@@ -43,7 +44,8 @@ async def test_an_offline_node_leaves_its_resources_unobserved(
     assert after["lab/storage/pve2/local"] == before["lab/storage/pve2/local"]
     assert after["lab/qemu/100"][1] > before["lab/qemu/100"][1]  # type: ignore[operator]
     fast = await collector.sync("lab")
-    assert fast.ok and fast.events_appended == 0
+    assert fast.ok
+    assert fast.events_appended == 0
 
     head = await store.head()
     served.pve.set_node_offline("pve2", offline=False)
@@ -64,7 +66,8 @@ async def test_lost_quorum_removes_nothing(
     gone = served.pve.vm(101)
     served.pve.vms.remove(gone)
     result = await collector.sync("lab", deep=True)
-    assert result.ok and any("quorate" in f for f in result.faults)
+    assert result.ok
+    assert any("quorate" in f for f in result.faults)
     assert collector.health()["lab"].poll_errors_total["quorum"] == 1
     assert not_tasks(await read_events(store, head)) == []
     served.pve.regain_quorum()
@@ -80,10 +83,13 @@ async def test_dropped_connections_fail_the_poll_and_are_reported(
     head = await store.head()
     served.pve.flaky_network(drop_rate=1.0)
     result = await collector.sync("lab", deep=True)
-    assert not result.ok and result.events_appended == 0
+    assert not result.ok
+    assert result.events_appended == 0
     health = collector.health()["lab"]
-    assert health.state == "down" and health.consecutive_failures == 1
-    assert health.poll_errors_total["unreachable"] >= 1 and health.last_error
+    assert health.state == "down"
+    assert health.consecutive_failures == 1
+    assert health.poll_errors_total["unreachable"] >= 1
+    assert health.last_error
     # some requests dropped, some not: whatever is seen, nothing false is appended
     served.pve.flaky_network(drop_rate=0.4, seed=7)
     for _ in range(2):
@@ -91,7 +97,9 @@ async def test_dropped_connections_fail_the_poll_and_are_reported(
     assert await read_events(store, head) == []
     served.pve.flaky_network()
     result = await collector.sync("lab", deep=True)
-    assert result.ok and not result.faults and result.events_appended == 0
+    assert result.ok
+    assert not result.faults
+    assert result.events_appended == 0
     assert collector.health()["lab"].consecutive_failures == 0
 
 
@@ -105,7 +113,8 @@ async def test_hung_requests_time_out_quickly(
     started = time.monotonic()
     result = await collector.sync("lab")
     assert time.monotonic() - started < 1.5
-    assert not result.ok and result.events_appended == 0
+    assert not result.ok
+    assert result.events_appended == 0
     assert collector.health()["lab"].poll_errors_total["timeout"] >= 1
     assert await read_events(store, head) == []
 
@@ -125,8 +134,10 @@ async def test_http_errors_leave_resources_unobserved(
     for node in ("pve1", "pve2"):
         pve.fail("GET", f"/nodes/{node}/storage/local/content", 500, "storage is slow")
     result = await collector.sync("lab", deep=True)
-    assert result.ok and len(result.faults) >= 4
-    assert any("595" in f for f in result.faults) and any("boom" in f for f in result.faults)
+    assert result.ok
+    assert len(result.faults) >= 4
+    assert any("595" in f for f in result.faults)
+    assert any("boom" in f for f in result.faults)
     # no removal, no change of 101: only VM 100's config file checksum (its snapshot section
     # went) was seen to change
     events = not_tasks(await read_events(store, head))
@@ -137,7 +148,8 @@ async def test_http_errors_leave_resources_unobserved(
 
     pve.fail("GET", "/cluster/resources", 500, "pveproxy is unwell")
     result = await collector.sync("lab")
-    assert not result.ok and collector.health()["lab"].state == "down"
+    assert not result.ok
+    assert collector.health()["lab"].state == "down"
     assert not_tasks(await read_events(store, head)) == []
 
     pve.failures.clear()
@@ -157,9 +169,11 @@ async def test_revoked_token_is_reported_and_appends_nothing(
     head = await store.head()
     del served.pve.apitokens[TOKEN_ID]
     result = await collector.sync("lab", deep=True)
-    assert not result.ok and result.events_appended == 0
+    assert not result.ok
+    assert result.events_appended == 0
     health = collector.health()["lab"]
-    assert health.poll_errors_total["auth"] >= 1 and "401" in (health.last_error or "")
+    assert health.poll_errors_total["auth"] >= 1
+    assert "401" in (health.last_error or "")
     assert await read_events(store, head) == []
 
 
@@ -179,11 +193,14 @@ async def test_an_expired_ticket_means_logging_in_again(
     )
     try:
         first = await collector.sync("lab", deep=True)
-        assert first.ok and first.events_appended > 0
+        assert first.ok
+        assert first.events_appended > 0
         logins = sum(1 for r in served.pve.requests if r[1].endswith("/access/ticket"))
         served.pve.revoke_tickets()  # every ticket is refused from now on: 401
         again = await collector.sync("lab", deep=True)
-        assert again.ok and not again.faults and again.events_appended == 0
+        assert again.ok
+        assert not again.faults
+        assert again.events_appended == 0
         assert sum(1 for r in served.pve.requests if r[1].endswith("/access/ticket")) > logins
     finally:
         await collector.stop()
@@ -191,6 +208,7 @@ async def test_an_expired_ticket_means_logging_in_again(
     broken = CollectorService(store, [cluster], fingerprint_key=b"k", environ={})
     try:
         result = await broken.sync("lab")
-        assert not result.ok and "PVE_PASSWORD" in result.faults[0]
+        assert not result.ok
+        assert "PVE_PASSWORD" in result.faults[0]
     finally:
         await broken.stop()

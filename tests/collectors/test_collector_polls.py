@@ -24,7 +24,8 @@ async def test_first_deep_poll_discovers_a_mixed_cluster(
     store: EventStore, make_collector: CollectorFactory
 ) -> None:
     result = await make_collector().sync("lab", deep=True)
-    assert result.ok and not result.faults
+    assert result.ok
+    assert not result.faults
     events = await read_events(store)
     by_stream = {e.stream: e for e in not_tasks(events)}
     assert set(by_stream) == {
@@ -47,27 +48,42 @@ async def test_first_deep_poll_discovers_a_mixed_cluster(
     assert all(e.recorded.observed_after is None and e.actor is None for e in events)
 
     web = by_stream["lab/qemu/100"].event.state  # type: ignore[attr-defined]
-    assert web["vmid"] == 100 and web["node"] == "pve1" and web["status"] == "running"
-    assert web["name"] == "web" and web["tags"] == ["prod", "web"] and web["pool"] == "prod"
+    assert web["vmid"] == 100
+    assert web["node"] == "pve1"
+    assert web["status"] == "running"
+    assert web["name"] == "web"
+    assert web["tags"] == ["prod", "web"]
+    assert web["pool"] == "prod"
     assert web["config"]["net0"].startswith("virtio=BC:24:11:00:01:00,bridge=vmbr0")
     assert web["config"]["cipassword"].startswith("hmac-sha256:")
     assert web["config"]["sshkeys"].startswith("ssh-ed25519")  # public keys are not secrets
-    assert web["digest"] and web["pending"] == {} and web["lock"] is None
+    assert web["digest"]
+    assert web["pending"] == {}
+    assert web["lock"] is None
     db = by_stream["lab/lxc/200"].event.state  # type: ignore[attr-defined]
-    assert db["type"] == "lxc" and db["vmid"] == 200 and db["config"]["hostname"] == "db"
+    assert db["type"] == "lxc"
+    assert db["vmid"] == 200
+    assert db["config"]["hostname"] == "db"
     node = by_stream["lab/node/pve2"].event.state  # type: ignore[attr-defined]
-    assert node["status"] == "online" and node["node"] == "pve2" and node["vmid"] is None
+    assert node["status"] == "online"
+    assert node["node"] == "pve2"
+    assert node["vmid"] is None
     storage = by_stream["lab/storage/pve1/local-lvm"].event.state  # type: ignore[attr-defined]
-    assert storage["plugintype"] == "lvmthin" and storage["shared"] == 0
-    assert storage["content"] == ["images", "rootdir"] and storage["config"]["vgname"] == "pve"
+    assert storage["plugintype"] == "lvmthin"
+    assert storage["shared"] == 0
+    assert storage["content"] == ["images", "rootdir"]
+    assert storage["config"]["vgname"] == "pve"
     snap = by_stream["lab/snapshot/qemu/100/before-upgrade"]
     assert snap.type == "snapshot_created"
     assert snap.event.state["guest"] == "lab/qemu/100"  # type: ignore[attr-defined]
     assert snap.event.state["description"] == "before the upgrade"  # type: ignore[attr-defined]
     backup = by_stream["lab/backup/local/backup/vzdump-qemu-100-2026_11_01-00_00_01.vma.zst"]
     state = backup.event.state  # type: ignore[attr-defined]
-    assert backup.type == "backup_seen" and state["guest"] == "lab/qemu/100"
-    assert state["vmid"] == 100 and state["storage"] == "local" and state["size"] == 4096
+    assert backup.type == "backup_seen"
+    assert state["guest"] == "lab/qemu/100"
+    assert state["vmid"] == 100
+    assert state["storage"] == "local"
+    assert state["size"] == 4096
     assert state["volid"] == "local:backup/vzdump-qemu-100-2026_11_01-00_00_01.vma.zst"
     pool = by_stream["lab/pool/prod"].event.state  # type: ignore[attr-defined]
     assert pool["members"] == ["lab/qemu/100"]
@@ -86,7 +102,9 @@ async def test_a_poll_that_sees_no_change_appends_nothing(
     before = await observations.load(store, "lab")
     for deep in (True, False, True):
         result = await collector.sync("lab", deep=deep)
-        assert result.ok and result.events_appended == 0 and result.observed > 0
+        assert result.ok
+        assert result.events_appended == 0
+        assert result.observed > 0
     assert await store.head() == head
     after = await observations.load(store, "lab")
     # its only write: the observation times moved on
@@ -132,7 +150,8 @@ async def test_config_change_of_a_stopped_and_a_running_guest(
     ]
     assert events[0].changes()["config.cores"] == (2, "8")
     assert events[1].changes() == {"pending.cores": ("8", None)}
-    assert events[0].actor is not None and events[0].actor.user == "root@pam"  # qmreboot
+    assert events[0].actor is not None
+    assert events[0].actor.user == "root@pam"
 
 
 async def test_rename_tags_migrate_and_locks_from_fast_polls(
@@ -145,7 +164,8 @@ async def test_rename_tags_migrate_and_locks_from_fast_polls(
     served.run(served.pve.migrate(100, "pve2"))
     served.pve.snapshot_lock(101, "backup")
     result = await collector.sync("lab")  # fast
-    assert result.kind == "fast" and result.ok
+    assert result.kind == "fast"
+    assert result.ok
     events = not_tasks(await read_events(store, head))
     assert summary(events) == [
         ("lab/qemu/100", "migrated"),
@@ -155,7 +175,8 @@ async def test_rename_tags_migrate_and_locks_from_fast_polls(
         ("lab/qemu/101", "config_changed"),  # the targeted deep poll: name, tags, lock
     ]
     assert events[0].changes() == {"node": ("pve1", "pve2")}  # a move, never remove + create
-    assert events[0].actor is not None and events[0].actor.upid.split(":")[5] == "qmigrate"  # type: ignore[union-attr]
+    assert events[0].actor is not None
+    assert events[0].actor.upid.split(":")[5] == "qmigrate"
     assert events[1].changes() == {"name": ("batch", "batch2")}
     assert events[2].changes() == {"lock": (None, "backup")}
     assert events[3].changes() == {"tags": ([], ["nightly", "batch"])}
@@ -164,9 +185,7 @@ async def test_rename_tags_migrate_and_locks_from_fast_polls(
     head = await store.head()
     served.pve.unlock(101)
     await collector.sync("lab")
-    assert summary(not_tasks(await read_events(store, head))) == [
-        ("lab/qemu/101", "lock_released")
-    ]
+    assert summary(not_tasks(await read_events(store, head))) == [("lab/qemu/101", "lock_released")]
     head = await store.head()
     # tags in another order are the same tags: only the config file's checksum changed
     served.pve.vm(101).config["tags"] = "batch;nightly"
@@ -187,9 +206,12 @@ async def test_create_destroy_snapshots_and_backups(
     events = not_tasks(await read_events(store, head))
     assert summary(events) == [("lab/qemu/102", "discovered"), ("lab/qemu/101", "removed")]
     created = events[0].event.state  # type: ignore[attr-defined]
-    assert created["config"]["cores"] in (1, "1") and created["name"] == "new"
-    assert events[0].actor is not None and "qmcreate" in events[0].actor.upid  # type: ignore[operator]
-    assert events[1].actor is not None and "qmdestroy" in events[1].actor.upid  # type: ignore[operator]
+    assert created["config"]["cores"] in (1, "1")
+    assert created["name"] == "new"
+    assert events[0].actor is not None
+    assert "qmcreate" in events[0].actor.upid
+    assert events[1].actor is not None
+    assert "qmdestroy" in events[1].actor.upid
 
     head = await store.head()
     operator.nodes("pve1").qemu(100).snapshot.post(snapname="after", description="after it")
@@ -200,9 +222,13 @@ async def test_create_destroy_snapshots_and_backups(
     kinds = {(e.stream, e.type) for e in events}
     assert ("lab/snapshot/qemu/100/after", "snapshot_created") in kinds
     assert ("lab/snapshot/qemu/100/before-upgrade", "snapshot_removed") in kinds
-    assert ("lab/backup/local/backup/vzdump-lxc-200-2026_11_02-00_00_01.tar.zst", "backup_seen") in kinds
+    assert (
+        "lab/backup/local/backup/vzdump-lxc-200-2026_11_02-00_00_01.tar.zst",
+        "backup_seen",
+    ) in kinds
     snap = next(e for e in events if e.type == "snapshot_created")
-    assert snap.actor is not None and "qmsnapshot" in (snap.actor.upid or "")
+    assert snap.actor is not None
+    assert "qmsnapshot" in (snap.actor.upid or "")
     backup = next(e for e in events if e.type == "backup_seen")
     assert backup.event.state["guest"] == "lab/lxc/200"  # type: ignore[attr-defined]
     # a guest created again with a removed vmid continues that id's history
@@ -234,7 +260,8 @@ async def test_a_restart_diffs_against_the_log_and_appends_nothing_twice(
         assert first_result.events_appended >= 1
         third = make_collector(reopened)
         again = await third.sync("lab", deep=True)
-        assert again.ok and again.events_appended == 0
+        assert again.ok
+        assert again.events_appended == 0
     finally:
         await reopened.close()
 
