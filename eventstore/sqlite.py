@@ -28,7 +28,7 @@ from .errors import (
     MigrationError,
 )
 from .migrations import MigrationStatus, check_applied, load_migrations
-from .store import EventStore, seal_batch
+from .store import EventStore, VersionCache, seal_batch
 from .urls import sqlite_path
 
 T = TypeVar("T")
@@ -46,31 +46,39 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+_SINCE = "SELECT stream_id, version FROM events WHERE position > ? ORDER BY position"
 _BATCH = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _STREAM = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ?"
-_VERSIONS = "SELECT stream_id, MAX(version) FROM events WHERE stream_id IN ({}) GROUP BY stream_id"
+# One index probe per stream (MAX on the unique index's second column), not a GROUP BY that
+# walks every row of each stream.
+_VERSIONS = (
+    "SELECT j.value, (SELECT MAX(e.version) FROM events e WHERE e.stream_id = j.value) "
+    "FROM json_each(?) AS j"
+)
 
 _actor_decoder = msgspec.json.Decoder(Actor)
 _actor_encoder = msgspec.json.Encoder(order="sorted")
+_ids_encoder = msgspec.json.Encoder()
 
 
 def _row_to_event(row: Any) -> RecordedEvent:
+    # Positional: the hot path of every read (a full read builds one per event).
     actor = row[8]
     after = row[6]
     return RecordedEvent(
-        position=row[0],
-        stream_id=row[1],
-        version=row[2],
-        type=row[3],
-        schema_version=row[4],
-        observed_at=parse_time(row[5]),
-        observed_after=parse_time(after) if after is not None else None,
-        recorded_at=parse_time(row[7]),
-        actor=_actor_decoder.decode(actor) if actor is not None else None,
-        correlation_id=row[9],
-        data=bytes(row[10]),
-        prev_hash=row[11],
-        hash=row[12],
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        parse_time(row[5]),
+        None if after is None else parse_time(after),
+        parse_time(row[7]),
+        None if actor is None else _actor_decoder.decode(actor),
+        row[9],
+        row[10],
+        row[11],
+        row[12],
     )
 
 
@@ -142,16 +150,13 @@ def _fetch_events(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> l
 
 
 def _versions(raw: sqlite3.Connection, stream_ids: set[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    ids = list(stream_ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        sql = _VERSIONS.format(",".join("?" * len(chunk)))
-        found.update(raw.execute(sql, chunk).fetchall())
-    return found
+    rows = raw.execute(_VERSIONS, (_ids_encoder.encode(list(stream_ids)).decode(),))
+    return {stream_id: version for stream_id, version in rows if version is not None}
 
 
-def _append_rows(raw: sqlite3.Connection, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+def _append_rows(
+    raw: sqlite3.Connection, events: Sequence[NewEvent], cache: VersionCache
+) -> list[RecordedEvent]:
     """The whole append in one transaction, on the writer's thread.
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock first (waiting up to the busy timeout for
@@ -161,19 +166,27 @@ def _append_rows(raw: sqlite3.Connection, events: Sequence[NewEvent]) -> list[Re
     try:
         row = raw.execute(_HEAD).fetchone()
         head_position, head_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
+        after = cache.catch_up_from(head_position)
+        if after is not None:
+            cache.caught_up(raw.execute(_SINCE, (after,)).fetchall(), head_position)
+        versions, missing = cache.split({e.stream_id for e in events})
+        if missing:
+            versions.update(cache.learn(missing, _versions(raw, set(missing))))
         sealed = seal_batch(
             events,
             head_position=head_position,
             head_hash=head_hash,
-            current_versions=_versions(raw, {e.stream_id for e in events}),
+            current_versions=versions,
             recorded_at=utcnow(),
         )
         raw.executemany(_INSERT, [_event_to_row(e) for e in sealed])
         raw.execute("COMMIT")
     except BaseException:
+        cache.reset()
         with contextlib.suppress(sqlite3.Error):
             raw.execute("ROLLBACK")
         raise
+    cache.appended(sealed)
     return sealed
 
 
@@ -210,6 +223,7 @@ class SQLiteEventStore(EventStore):
         self._appended = asyncio.Event()
         self._data_version: int | None = None
         self._named_locks: dict[str, asyncio.Lock] = {}
+        self._versions = VersionCache()
 
     @classmethod
     async def open(cls, url: str) -> SQLiteEventStore:
@@ -298,7 +312,7 @@ class SQLiteEventStore(EventStore):
             raise EventStoreError("the event store is closed")
         async with self._write_lock:
             with _translated("append"):
-                sealed = await _on_thread(self._writer, _append_rows, events)
+                sealed = await _on_thread(self._writer, _append_rows, events, self._versions)
         self._signal_append()
         return sealed
 
@@ -371,8 +385,15 @@ class SQLiteEventStore(EventStore):
             raise EventStoreError("the event store is closed")
         async with self._write_lock:
             conn = self._writer
-            with _translated("begin"):
-                await conn.execute("BEGIN IMMEDIATE")
+            try:
+                with _translated("begin"):
+                    await conn.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # The BEGIN still runs on aiosqlite's thread; undo it (queued after it), or the
+                # writer would stay inside a transaction and refuse the next BEGIN.
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+                raise
             try:
                 # Driver errors of the caller's statements are translated too (the boundary).
                 with _translated("transaction"):
