@@ -123,6 +123,7 @@ class ProjectionRunner:
         self._checkpoint: int | None = None
         self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def position(self) -> int | None:
@@ -135,26 +136,32 @@ class ProjectionRunner:
         arrive (``wait_for_events``, no busy polling). While another process holds the runner
         lock this one stands by, trying again every ``standby_interval`` seconds."""
         if self._task is None or self._task.done():
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="pvetrail-projections")
 
     async def stop(self) -> None:
         """Stop following; a batch in flight is rolled back (its events are applied later)."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
-            task.cancel()
+            # Python 3.11's wait_for (inside wait_for_events) can swallow a cancellation that
+            # races with its own timeout: cancel again until the task is really done.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.active = False
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 async with self.store.named_lock(RUNNER_LOCK, wait=False) as held:
                     self.active = held
                     if not held:
                         await asyncio.sleep(self.standby_interval)
                         continue
-                    while True:
+                    while not self._stopping:
                         checkpoint = await self.catch_up()
                         await self.store.wait_for_events(checkpoint, self.idle_timeout)
             except ProjectionStoppedError as exc:
