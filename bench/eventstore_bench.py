@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import os
 import random
 import sys
@@ -183,7 +184,9 @@ async def bench_ours(url: str, args: argparse.Namespace, work: list[list[GuestSt
 
 
 # -- the eventsourcing library --------------------------------------------------------------
+@functools.cache
 def _library_event_class() -> type[Any]:
+    """The library's event class, made once (its topic registry refuses a second one)."""
     from eventsourcing.domain import DomainEvent
 
     @dataclass(frozen=True)

@@ -42,8 +42,12 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     expected_version: int | None = None
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event as the log holds it."""
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as the log holds it (fields in the ``events`` table's column order).
+
+    Positional construction is allowed (and used by the backends' row readers: it is the
+    fastest way to build one); the field order is part of the interface.
+    """
 
     position: int
     stream_id: str

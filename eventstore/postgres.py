@@ -33,7 +33,7 @@ from .errors import (
     UnsupportedDatabaseURLError,
 )
 from .migrations import MigrationStatus, check_applied, load_migrations
-from .store import EventStore, seal_batch
+from .store import EventStore, VersionCache, seal_batch
 from .urls import mask_url
 
 T = TypeVar("T")
@@ -70,10 +70,12 @@ _HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 _BATCH = f"SELECT {_COLUMN_LIST} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
 _STREAM = f"SELECT {_COLUMN_LIST} FROM events WHERE stream_id = $1"
+# One index probe per stream (the newest version), not an aggregate over each stream's rows.
 _VERSIONS = (
-    "SELECT stream_id, MAX(version) FROM events WHERE stream_id = ANY($1::text[]) "
-    "GROUP BY stream_id"
+    "SELECT s.id, (SELECT e.version FROM events e WHERE e.stream_id = s.id "
+    "ORDER BY e.version DESC LIMIT 1) FROM unnest($1::text[]) AS s(id)"
 )
+_SINCE = "SELECT stream_id, version FROM events WHERE position > $1 ORDER BY position"
 _LOCK_XACT = "SELECT pg_advisory_xact_lock($1)"
 _NOTIFY = "SELECT pg_notify($1, $2)"
 _MIGRATIONS_TABLE = (
@@ -116,22 +118,12 @@ def _quote_ident(name: str) -> str:
 
 
 def _row_to_event(row: Any) -> RecordedEvent:
+    # Positional: the hot path of every read. asyncpg already gives aware UTC datetimes.
     actor = row[8]
-    return RecordedEvent(
-        position=row[0],
-        stream_id=row[1],
-        version=row[2],
-        type=row[3],
-        schema_version=row[4],
-        observed_at=row[5],
-        observed_after=row[6],
-        recorded_at=row[7],
-        actor=_actor_decoder.decode(actor) if actor is not None else None,
-        correlation_id=row[9],
-        data=row[10],
-        prev_hash=row[11],
-        hash=row[12],
-    )
+    if actor is None:
+        return RecordedEvent(*row)
+    fields = (*row[:8], _actor_decoder.decode(actor), *row[9:])
+    return RecordedEvent(*fields)
 
 
 def _event_to_record(e: RecordedEvent) -> tuple[Any, ...]:
@@ -151,6 +143,11 @@ def _event_to_record(e: RecordedEvent) -> tuple[Any, ...]:
         e.prev_hash,
         e.hash,
     )
+
+
+def _found(rows: Sequence[Any]) -> dict[str, int]:
+    """The streams of a ``_VERSIONS`` answer that exist, with their versions."""
+    return {row[0]: row[1] for row in rows if row[1] is not None}
 
 
 def _translate(exc: BaseException, what: str, url: str) -> EventStoreError:
@@ -216,6 +213,8 @@ class PostgresEventStore(EventStore):
         self._listener: asyncpg.Connection | None = None
         self._listener_lock = asyncio.Lock()
         self._appended = asyncio.Event()
+        self._append_lock = asyncio.Lock()
+        self._versions = VersionCache()
         self._closed = False
 
     # -- connections ---------------------------------------------------------------------
@@ -332,28 +331,45 @@ class PostgresEventStore(EventStore):
     async def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         if not events:
             return []
-        with self._translated("append"):
-            async with self.pool.acquire() as conn, conn.transaction():
-                # Serialise appends: the head read below stays the head until we commit.
-                await conn.execute(_LOCK_XACT, self._append_key)
-                row = await conn.fetchrow(_HEAD)
-                head_position, head_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
-                ids = list({e.stream_id for e in events})
-                versions = {r[0]: r[1] for r in await conn.fetch(_VERSIONS, ids)}
-                sealed = seal_batch(
-                    events,
-                    head_position=head_position,
-                    head_hash=head_hash,
-                    current_versions=versions,
-                    recorded_at=utcnow(),
-                )
-                records = [_event_to_record(e) for e in sealed]
-                if len(records) >= COPY_THRESHOLD:
-                    await conn.copy_records_to_table("events", records=records, columns=_COLUMNS)
-                else:
-                    await conn.executemany(_INSERT, records)
-                await conn.execute(_NOTIFY, self.channel, str(sealed[-1].position))
+        cache = self._versions
+        # In-process appends queue here rather than on pooled connections in the server.
+        async with self._append_lock:
+            try:
+                with self._translated("append"):
+                    sealed = await self._append(events, cache)
+            except BaseException:
+                cache.reset()
+                raise
+            cache.appended(sealed)
         self._signal_append()
+        return sealed
+
+    async def _append(self, events: Sequence[NewEvent], cache: VersionCache) -> list[RecordedEvent]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Serialise appends: the head read below stays the head until we commit.
+            await conn.execute(_LOCK_XACT, self._append_key)
+            row = await conn.fetchrow(_HEAD)
+            head_position, head_hash = (row[0], row[1]) if row else (0, GENESIS_HASH)
+            after = cache.catch_up_from(head_position)
+            if after is not None:
+                cache.caught_up(await conn.fetch(_SINCE, after), head_position)
+            versions, missing = cache.split({e.stream_id for e in events})
+            if missing:
+                found = _found(await conn.fetch(_VERSIONS, missing))
+                versions.update(cache.learn(missing, found))
+            sealed = seal_batch(
+                events,
+                head_position=head_position,
+                head_hash=head_hash,
+                current_versions=versions,
+                recorded_at=utcnow(),
+            )
+            records = [_event_to_record(e) for e in sealed]
+            if len(records) >= COPY_THRESHOLD:
+                await conn.copy_records_to_table("events", records=records, columns=_COLUMNS)
+            else:
+                await conn.executemany(_INSERT, records)
+            await conn.execute(_NOTIFY, self.channel, str(sealed[-1].position))
         return sealed
 
     def _signal_append(self) -> None:
@@ -399,8 +415,7 @@ class PostgresEventStore(EventStore):
 
     async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
         async def work(conn: asyncpg.Connection) -> dict[str, int]:
-            rows = await conn.fetch(_VERSIONS, list(set(stream_ids)))
-            return {r[0]: r[1] for r in rows}
+            return _found(await conn.fetch(_VERSIONS, list(set(stream_ids))))
 
         return await self._run("stream versions", work)
 

@@ -8,6 +8,8 @@ optimistic concurrency, and hash-chained.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -73,17 +75,32 @@ class EventStore(abc.ABC):
     async def read_all(
         self, after: int = 0, *, batch_size: int = 5000, until: int | None = None
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event after ``after`` (up to ``until``), in batches: constant memory."""
-        last = after
-        while True:
-            batch = await self.read_batch(last, batch_size)
-            if not batch:
-                return
-            for event in batch:
-                if until is not None and event.position > until:
+        """Every event after ``after`` (up to ``until``), in batches: constant memory.
+
+        The next batch is fetched while the caller works through the current one (at most
+        two batches in memory), so the database's work overlaps the caller's decoding.
+        """
+        pending: asyncio.Future[list[RecordedEvent]] | None = asyncio.ensure_future(
+            self.read_batch(after, batch_size)
+        )
+        try:
+            while pending is not None:
+                batch = await pending
+                pending = None
+                if not batch:
                     return
-                yield event
-            last = batch[-1].position
+                last = batch[-1].position
+                if len(batch) == batch_size and (until is None or last < until):
+                    pending = asyncio.ensure_future(self.read_batch(last, batch_size))
+                if until is not None and last > until:
+                    batch = [e for e in batch if e.position <= until]
+                for event in batch:
+                    yield event
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
 
     @abc.abstractmethod
     async def read_stream(
@@ -203,6 +220,77 @@ def recompute_hash(event: RecordedEvent) -> str:
         data=event.data,
         prev_hash=event.prev_hash,
     )
+
+
+class VersionCache:
+    """The streams' versions as of one head position, kept by a store between its appends.
+
+    With one writer (the usual case) an append then reads no versions at all: under its
+    append lock it reads the head, and when the head is the one the cache was left at, nobody
+    else appended and the cached versions are exact. When another process appended, the cache
+    catches up from the events after its head (a short read), or starts over when that would
+    be long. The database's unique (stream_id, version) key stays the backstop.
+    """
+
+    CATCH_UP_LIMIT = 10_000
+    """Read at most this many events to catch up; start over beyond it."""
+
+    SIZE_LIMIT = 500_000
+    """Streams remembered at most (a few tens of MB); the cache starts over beyond it."""
+
+    def __init__(self) -> None:
+        self.head = -1
+        self.versions: dict[str, int] = {}
+
+    def catch_up_from(self, head: int) -> int | None:
+        """Where to read (stream_id, version) rows from to be current at ``head``, or None.
+
+        None: the cache is current already, or it was just emptied (and is now at ``head``).
+        """
+        if self.head == head:
+            return None
+        if self.head < 0 or not 0 < head - self.head <= self.CATCH_UP_LIMIT:
+            self.reset(head)
+            return None
+        return self.head
+
+    def caught_up(self, rows: Sequence[tuple[str, int]], head: int) -> None:
+        """Apply the (stream_id, version) rows after the cache's head, in position order."""
+        self.versions.update(rows)
+        self.head = head
+
+    def split(self, stream_ids: set[str]) -> tuple[dict[str, int], list[str]]:
+        """The known versions (0: no such stream) and the ids to look up in the database."""
+        known: dict[str, int] = {}
+        missing: list[str] = []
+        versions = self.versions
+        for stream_id in stream_ids:
+            version = versions.get(stream_id)
+            if version is None:
+                missing.append(stream_id)
+            else:
+                known[stream_id] = version
+        return known, missing
+
+    def learn(self, looked_up: Sequence[str], found: Mapping[str, int]) -> dict[str, int]:
+        """Remember the versions just read for ``looked_up`` (absent: 0); return them."""
+        if len(self.versions) + len(looked_up) > self.SIZE_LIMIT:
+            self.versions = {}
+        learned = {stream_id: found.get(stream_id, 0) for stream_id in looked_up}
+        self.versions.update(learned)
+        return learned
+
+    def appended(self, sealed: Sequence[RecordedEvent]) -> None:
+        """After a commit: the batch's streams moved on, and so did the head."""
+        versions = self.versions
+        for event in sealed:
+            versions[event.stream_id] = event.version
+        self.head = sealed[-1].position
+
+    def reset(self, head: int = -1) -> None:
+        """Forget everything (after a failed append, or when catching up would cost more)."""
+        self.versions = {}
+        self.head = head
 
 
 def seal_batch(

@@ -310,3 +310,33 @@ async def test_a_store_that_is_not_migrated_says_so(database_url: str) -> None:
             await fresh.head()
     finally:
         await fresh.close()
+
+
+@pytest.mark.parametrize("catch_up_limit", [10_000, 1])
+async def test_versions_stay_exact_when_store_objects_take_turns(
+    store: EventStore, database_url: str, catch_up_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each store remembers stream versions between its appends; another's appends must show.
+
+    With a catch-up limit of 1 the remembered versions are dropped and read again instead.
+    """
+    from eventstore.store import VersionCache
+
+    monkeypatch.setattr(VersionCache, "CATCH_UP_LIMIT", catch_up_limit)
+    other = await open_store(database_url)
+    try:
+        await store.append([new_event("vm", 0, expected=0)])
+        await other.append([new_event("vm", 1, expected=1), new_event("ct", 1)])
+        await other.append([new_event("ct", 2, expected=1)])
+        with pytest.raises(ConcurrencyError):
+            await store.append([new_event("vm", 2, expected=1)])  # stale: vm is at 2
+        [vm3, ct3] = await store.append([new_event("vm", 2, expected=2), new_event("ct", 3)])
+        assert (vm3.version, ct3.version) == (3, 3)
+        [vm4] = await other.append([new_event("vm", 4)])
+        assert vm4.version == 4
+        [vm5] = await store.append([new_event("vm", 5, expected=4)])
+        assert vm5.version == 5
+    finally:
+        await other.close()
+    assert await store.stream_versions(["vm", "ct"]) == {"vm": 5, "ct": 3}
+    assert (await store.verify()).ok
