@@ -59,9 +59,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (or ``[v6]:port``) as a pair; :class:`ConfigError` when malformed."""
+    """``host:port`` (or ``[v6]:port``) as a pair; :class:`ConfigError` when malformed.
+
+    Port 0 asks the system for a free port (``serve`` prints the one it got).
+    """
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not host or not 0 <= int(port) < 65536:
         raise ConfigError(f"api.listen {listen!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
