@@ -9,8 +9,26 @@ from .errors import UnsupportedDatabaseURLError
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """The URL with any password replaced by ``***``, safe for messages and logs.
+
+    Masks the password of the user-info part (which may itself hold ``@``, ``:`` or ``/``)
+    and any ``password=`` query parameter (libpq and asyncpg accept one).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    # The host part starts after the LAST "@" before the path: a password may contain "@".
+    path_start = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark, rest.rfind("@") + 1)
+        if found != -1:
+            path_start = min(path_start, found)
+    netloc, tail = rest[:path_start], rest[path_start:]
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    tail = re.sub(r"([?&]password=)[^&#]*", r"\1***", tail, flags=re.IGNORECASE)
+    return f"{scheme}{sep}{netloc}{tail}"
 
 
 def dialect_of(url: str) -> str:
