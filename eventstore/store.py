@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .canonical import canonical_bytes, event_hash
+from .canonical import envelope_bytes
 from .envelope import NewEvent, RecordedEvent
 from .errors import ConcurrencyError
 from .migrations import MigrationStatus
@@ -206,20 +206,7 @@ class EventStore(abc.ABC):
 
 def recompute_hash(event: RecordedEvent) -> str:
     """The hash an event's fields give under the canonical encoding."""
-    return event_hash(
-        position=event.position,
-        stream_id=event.stream_id,
-        version=event.version,
-        type=event.type,
-        schema_version=event.schema_version,
-        observed_at=event.observed_at,
-        observed_after=event.observed_after,
-        recorded_at=event.recorded_at,
-        actor=event.actor,
-        correlation_id=event.correlation_id,
-        data=event.data,
-        prev_hash=event.prev_hash,
-    )
+    return sha256(envelope_bytes(*msgspec.structs.astuple(event)[:12])).hexdigest()
 
 
 class VersionCache:
@@ -320,38 +307,21 @@ def seal_batch(
         version = current + 1
         versions[stream_id] = version
         position += 1
-        digest = sha256(
-            canonical_bytes(
-                position=position,
-                stream_id=stream_id,
-                version=version,
-                type=new.type,
-                schema_version=new.schema_version,
-                observed_at=new.observed_at,
-                observed_after=new.observed_after,
-                recorded_at=recorded_at,
-                actor=new.actor,
-                correlation_id=new.correlation_id,
-                data=new.data,
-                prev_hash=prev,
-            )
-        ).hexdigest()
-        sealed.append(
-            RecordedEvent(
-                position=position,
-                stream_id=stream_id,
-                version=version,
-                type=new.type,
-                schema_version=new.schema_version,
-                observed_at=new.observed_at,
-                observed_after=new.observed_after,
-                recorded_at=recorded_at,
-                actor=new.actor,
-                correlation_id=new.correlation_id,
-                data=new.data,
-                prev_hash=prev,
-                hash=digest,
-            )
+        fields = (
+            position,
+            stream_id,
+            version,
+            new.type,
+            new.schema_version,
+            new.observed_at,
+            new.observed_after,
+            recorded_at,
+            new.actor,
+            new.correlation_id,
+            new.data,
+            prev,
         )
+        digest = sha256(envelope_bytes(*fields)).hexdigest()
+        sealed.append(RecordedEvent(*fields, digest))
         prev = digest
     return sealed
