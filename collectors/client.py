@@ -68,7 +68,6 @@ class PveClient:
             max_workers=cluster.max_workers, thread_name_prefix=f"pve-{cluster.name}"
         )
         self._local = threading.local()
-        self._generation = 0  # bumped when credentials are refused: every thread logs in again
         self._closed = False
         self._apis: list[Any] = []  # every client built, so close() can close their sessions
         self._sessions_lock = threading.Lock()
@@ -104,11 +103,10 @@ class PveClient:
 
     def _api(self, fresh: bool = False) -> Any:
         local = self._local
-        if fresh or getattr(local, "generation", None) != self._generation:
+        if fresh:
             local.api = None
         if getattr(local, "api", None) is None:
             local.api = self._translated(self._build)
-            local.generation = self._generation
             with self._sessions_lock:
                 self._apis.append(local.api)
         return local.api
@@ -172,10 +170,6 @@ class PveClient:
             attempt += 1
             delay = self._backoff_s * (2 ** (attempt - 1))
             await asyncio.sleep(delay + random.uniform(0, delay))
-
-    def invalidate(self) -> None:
-        """Make every thread build its client again (log in again) before the next request."""
-        self._generation += 1
 
     async def close(self) -> None:
         """Stop the threads (after in-flight requests end; queued ones are cancelled)."""

@@ -281,6 +281,7 @@ class _Cluster:
                     raise
                 log.info("cluster %s: another writer appended first; re-reading the log", self.name)
                 self.known = await self._load()
+                self.seen = await observations.load(self.store, self.name)
                 continue
             for event in recorded:
                 known.apply(event)
