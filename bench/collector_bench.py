@@ -37,11 +37,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxmoxer import ProxmoxAPI  # noqa: E402
+from proxmoxer import ProxmoxAPI
 
-from collectors.config import ClusterConfig  # noqa: E402
-from collectors.service import CollectorService  # noqa: E402
-from eventstore import EventStore, open_store  # noqa: E402
+from collectors.config import ClusterConfig
+from collectors.service import CollectorService
+from eventstore import EventStore, open_store
 
 PASSWORD_ENV = "BENCH_PVE_PASSWORD"
 PASSWORD = "secret"
@@ -152,6 +152,12 @@ class Baseline:
         self._pool.shutdown()
 
 
+def _check(ok: bool, what: str) -> None:
+    """Stop the benchmark when a poll did not do what it must (asserts vanish under -O)."""
+    if not ok:
+        raise SystemExit(f"benchmark check failed: {what}")
+
+
 async def _timed(coro: Any) -> tuple[float, Any]:
     started = time.perf_counter()
     result = await coro
@@ -212,7 +218,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await base("first")
             store, service = await fresh(index)
             seconds, first = await _timed(service.sync("bench", deep=True))
-            assert first.ok and not first.faults, first.faults
+            _check(first.ok and not first.faults, f"first deep poll: {first.faults}")
             first_times.append(seconds)
         out["first_deep_s"] = statistics.median(first_times)
         out["first_events"] = first.events_appended
@@ -222,7 +228,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await base("nochange")
             head = await store.head()
             seconds, result = await _timed(service.sync("bench", deep=True))
-            assert result.ok and result.events_appended == 0 and await store.head() == head
+            same_head = await store.head() == head
+            _check(result.ok and result.events_appended == 0 and same_head, f"no-change: {result}")
             nochange.append(seconds)
         out["nochange_deep_s"] = statistics.median(nochange)
         out["nochange_events"] = 0
@@ -238,7 +245,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     description=f"bench round {round_}"
                 )
             seconds, result = await _timed(service.sync("bench", deep=True))
-            assert result.ok and result.events_appended >= 50, result
+            _check(result.ok and result.events_appended >= 50, f"50 changes: {result}")
             changed_times.append(seconds)
         out["changed_deep_s"] = statistics.median(changed_times)
         out["changed_events"] = result.events_appended
