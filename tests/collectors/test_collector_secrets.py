@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,15 @@ async def test_secrets_never_reach_the_database(
     assert b"hmac-sha256:" in raw  # the search does see the payloads
     for plaintext in PLAINTEXTS:
         assert plaintext.encode() not in raw, plaintext
+
+
+async def test_no_secret_reaches_the_logs(
+    make_collector: CollectorFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # proxmoxer logs response bodies (configs, with cipassword) at DEBUG and sets its own
+    # loggers to WARNING; the collectors must leave them there.
+    caplog.set_level(logging.DEBUG)
+    result = await make_collector().sync("lab", deep=True)
+    assert result.events_appended > 0
+    assert logging.getLogger("proxmoxer.core").getEffectiveLevel() >= logging.WARNING
+    assert "hunter2-plaintext" not in caplog.text
