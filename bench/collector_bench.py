@@ -158,9 +158,15 @@ def _check(ok: bool, what: str) -> None:
         raise SystemExit(f"benchmark check failed: {what}")
 
 
-async def _timed(coro: Any) -> tuple[float, Any]:
-    started = time.perf_counter()
+CPU: dict[str, list[float]] = {}
+"""CPU seconds of this process (all threads) per measurement, by label."""
+
+
+async def _timed(coro: Any, label: str) -> tuple[float, Any]:
+    """Wall seconds of the awaited call (and its CPU seconds, kept in :data:`CPU`)."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = await coro
+    CPU.setdefault(label, []).append(time.process_time() - cpu)
     return time.perf_counter() - started, result
 
 
@@ -207,7 +213,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def base(phase: str) -> None:
             # Interleaved with the collector's polls, so drift of the fake (it keeps a growing
             # request log, say) weighs on both sides alike.
-            seconds, requests = await _timed(baseline.deep())
+            seconds, requests = await _timed(baseline.deep(), f"baseline_{phase}")
             phases[phase].append(seconds)
             out["requests_per_deep_poll"] = requests
 
@@ -217,7 +223,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for index in range(rounds):
             await base("first")
             store, service = await fresh(index)
-            seconds, first = await _timed(service.sync("bench", deep=True))
+            seconds, first = await _timed(service.sync("bench", deep=True), "first")
             _check(first.ok and not first.faults, f"first deep poll: {first.faults}")
             first_times.append(seconds)
         out["first_deep_s"] = statistics.median(first_times)
@@ -227,7 +233,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(args.repeat):
             await base("nochange")
             head = await store.head()
-            seconds, result = await _timed(service.sync("bench", deep=True))
+            seconds, result = await _timed(service.sync("bench", deep=True), "nochange")
             same_head = await store.head() == head
             _check(result.ok and result.events_appended == 0 and same_head, f"no-change: {result}")
             nochange.append(seconds)
@@ -244,7 +250,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 operator.nodes(guest["node"]).qemu(guest["vmid"]).config.put(
                     description=f"bench round {round_}"
                 )
-            seconds, result = await _timed(service.sync("bench", deep=True))
+            seconds, result = await _timed(service.sync("bench", deep=True), "changed")
             _check(result.ok and result.events_appended >= 50, f"50 changes: {result}")
             changed_times.append(seconds)
         out["changed_deep_s"] = statistics.median(changed_times)
@@ -259,6 +265,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for phase in phases:
             ratio = out[f"{phase}_deep_s"] / out[f"baseline_{phase}_s"]
             out[f"{phase}_deep_overhead"] = ratio - 1
+            # CPU of this process: the client side's own work, free of the fake's noise
+            cpu, base_cpu = (
+                statistics.median(CPU[phase]),
+                statistics.median(CPU[f"baseline_{phase}"]),
+            )
+            out[f"{phase}_cpu_s"], out[f"baseline_{phase}_cpu_s"] = cpu, base_cpu
+            out[f"{phase}_cpu_overhead"] = cpu / base_cpu - 1
         out["database"] = store.dialect
     finally:
         baseline.close()
@@ -286,8 +299,11 @@ def main() -> None:
     print(json.dumps(out, indent=2))
     print()
     print(f"{out['requests_per_deep_poll']} requests per deep poll; baseline = proxmoxer only")
-    print("| measurement | time (median) | overhead vs baseline | events appended |")
-    print("| --- | --- | --- | --- |")
+    print(
+        "| measurement | wall time (median) | overhead | client CPU (median) | CPU overhead "
+        "| events appended |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for label, phase, events in (
         ("first deep poll (discovery)", "first", out["first_events"]),
         ("no-change deep poll", "nochange", 0),
@@ -296,7 +312,10 @@ def main() -> None:
         print(
             f"| {label} | {out[phase + '_deep_s']:.2f} s "
             f"(baseline {out['baseline_' + phase + '_s']:.2f} s) "
-            f"| {out[phase + '_deep_overhead']:+.0%} | {events} |"
+            f"| {out[phase + '_deep_overhead']:+.0%} "
+            f"| {out[phase + '_cpu_s']:.2f} s "
+            f"(baseline {out['baseline_' + phase + '_cpu_s']:.2f} s) "
+            f"| {out[phase + '_cpu_overhead']:+.0%} | {events} |"
         )
     print(f"\npeak RSS of the benchmark process: {out['peak_rss_mb']:.0f} MB")
 
