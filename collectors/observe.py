@@ -285,9 +285,13 @@ class Observer:
                 if not isinstance(snap, dict) or not isinstance(snap.get("name"), str):
                     continue
                 name = snap["name"]
-                if name == "current" or snap.get("snapstate"):
-                    continue  # "current" is "now"; a snapshot in flight is not there yet
+                if name == "current":
+                    continue  # the pseudo-entry for "now"
                 sid = obs.rid("snapshot", kind, vmid, name)
+                if snap.get("snapstate"):
+                    # being taken or deleted: neither created nor removed until it settles
+                    obs.present.add(sid)
+                    continue
                 obs.states[sid] = {
                     "id": sid,
                     "cluster": obs.cluster,

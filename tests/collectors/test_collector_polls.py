@@ -295,3 +295,33 @@ async def test_two_collectors_at_once_never_duplicate_an_event(
             known.apply(recorded)
     finally:
         await other_store.close()
+
+
+async def test_ha_state_pool_membership_and_snapshots_in_flight(
+    store: EventStore, make_collector: CollectorFactory, operator: Any, served: ServedPve
+) -> None:
+    collector = make_collector()
+    await collector.sync("lab", deep=True)
+    head = await store.head()
+    served.pve.vm(101).ha_state = "started"
+    operator.pools.put(poolid="prod", vms="101", comment="production")
+    # a snapshot being deleted is neither there nor gone until it settles
+    served.pve.vm(100).snapshots["before-upgrade"]["snapstate"] = "delete"
+    await collector.sync("lab", deep=True)
+    events = not_tasks(await read_events(store, head))
+    found = {(e.stream, e.type): e.changes() for e in events}
+    assert found[("lab/qemu/101", "pool_changed")] == {"pool": (None, "prod")}
+    assert found[("lab/qemu/101", "fields_changed")] == {"ha_state": (None, "started")}
+    assert found[("lab/pool/prod", "fields_changed")] == {
+        "comment": (None, "production"),
+        "members": (["lab/qemu/100"], ["lab/qemu/100", "lab/qemu/101"]),
+    }
+    assert all("snapshot" not in stream for stream, _type in found)
+    # (the fake's digest covers snapshot sections: VM 100's changed with the snapstate)
+    assert set(found) == {
+        ("lab/qemu/101", "pool_changed"),
+        ("lab/qemu/101", "fields_changed"),
+        ("lab/pool/prod", "fields_changed"),
+        ("lab/qemu/100", "config_changed"),
+    }
+    assert found[("lab/qemu/100", "config_changed")].keys() == {"digest"}
