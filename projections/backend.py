@@ -66,6 +66,22 @@ class Backend(abc.ABC):
     async def executemany(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per row."""
 
+    async def insert_many(
+        self, conn: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows (values in ``columns`` order); backends may use a faster path."""
+        if rows:
+            marks = ",".join("?" * len(rows[0]))
+            await self.executemany(conn, f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+    async def update_many(
+        self, conn: Any, template: str, table: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Run a statement (``template`` with ``{t}`` for the table) once per row; a backend
+        may run a known template as one set-based statement instead."""
+        if rows:
+            await self.executemany(conn, template.format(t=table), rows)
+
     # -- schema --------------------------------------------------------------------------
     @abc.abstractmethod
     async def table_exists(self, conn: Any, name: str) -> bool:
@@ -83,6 +99,10 @@ class Backend(abc.ABC):
         """Replace ``table`` by ``shadow`` inside the caller's transaction."""
         await self.execute(conn, f"DROP TABLE {table}")
         await self.execute(conn, f"ALTER TABLE {shadow} RENAME TO {table}")
+
+    async def bulk_mode(self, conn: Any, on: bool) -> None:
+        """Tune the writer connection for a rebuild's large batches (and back)."""
+        return None  # nothing to tune by default
 
     @abc.abstractmethod
     async def lock_checkpoints(self, conn: Any) -> dict[str, int]:

@@ -68,6 +68,8 @@ class Tracked:
     first_position: int
     first_seen: Any
     last_seen: Any = None
+    edges: set[EdgeKey] | None = None
+    """The edges of ``state`` when known (saves deriving them again at the next change)."""
 
 
 def encode_state(state: dict[str, Any]) -> str:
@@ -86,7 +88,10 @@ def tags_column(tags: Any) -> str:
         return ""
     if isinstance(tags, str):
         tags = [t for t in tags.replace(",", ";").replace(" ", ";").split(";") if t]
-    return ";" + ";".join(str(t) for t in tags) + ";"
+    try:
+        return f";{';'.join(tags)};"
+    except TypeError:  # not all strings
+        return f";{';'.join(map(str, tags))};"
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -134,7 +139,7 @@ RESOURCE_COLUMNS = (
 )
 VERSION_COLUMNS = (
     "resource_id, valid_from_position, valid_to_position, valid_from_time, valid_to_time, "
-    "cluster, type, node, vmid, name, status, tags, pool, lock, digest, state"
+    "cluster, type, node, vmid, name, status, tags, pool, lock, digest, state, ended_by_removal"
 )
 EDGE_COLUMNS = "from_id, rel, to_id, attrs, since_position, since_time, until_position, until_time"
 
@@ -159,7 +164,7 @@ class BatchOutput:
 
     resources: dict[str, Tracked] = field(default_factory=dict)
     version_inserts: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
-    version_closes: list[tuple[int, Any, str, int]] = field(default_factory=list)
+    version_closes: list[tuple[int, Any, int, str, int]] = field(default_factory=list)
     edge_inserts: list[list[Any]] = field(default_factory=list)
     open_edges: dict[EdgeKey, list[Any]] = field(default_factory=dict)
     edge_closes: list[tuple[int, Any, str, str, str, str]] = field(default_factory=list)
@@ -239,11 +244,12 @@ class Folder:
         pos = event.position
         # versions: close the open one, open the new one
         if old is not None and alive:
+            ended = 1 if new_state is None else 0
             pending = out.version_inserts.get((rid, old.position))
             if pending is not None:
-                pending[2], pending[4] = pos, time
+                pending[2], pending[4], pending[16] = pos, time, ended
             else:
-                out.version_closes.append((pos, time, rid, old.position))
+                out.version_closes.append((pos, time, ended, rid, old.position))
         if new_state is not None:
             row = [
                 rid,
@@ -253,11 +259,15 @@ class Folder:
                 None,
                 *state_columns(rid, new_state),
                 encode_state(new_state),
+                0,  # ended_by_removal
             ]
             out.version_inserts[(rid, pos)] = row
         # relations: only when a field an edge depends on may have changed
-        if fields is None or any(affects_edges(f) for f in fields):
-            before = edges_of(rid, old_state)
+        edges_changed = fields is None or any(affects_edges(f) for f in fields)
+        after: set[EdgeKey] = set()
+        if edges_changed:
+            known = old.edges if old is not None and alive else None
+            before = known if known is not None else edges_of(rid, old_state)
             after = edges_of(rid, new_state)
             for key in sorted(before - after):
                 open_row = out.open_edges.pop(key, None)
@@ -285,5 +295,6 @@ class Folder:
             old.state, old.removed, old.position, old.time = new_state, False, pos, time
             old.last_seen = None
             tracked = old
+        tracked.edges = after if edges_changed else tracked.edges
         self.cache[rid] = tracked
         out.resources[rid] = tracked

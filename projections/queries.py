@@ -455,7 +455,8 @@ _CANDIDATES = (
     "SELECT resource_id FROM proj_versions WHERE valid_from_time > ? AND valid_from_time <= ? "
     "AND valid_from_position <= ? AND resource_id > ?{type} "
     "UNION "
-    "SELECT resource_id FROM proj_versions WHERE valid_to_time > ? AND valid_to_time <= ? "
+    "SELECT resource_id FROM proj_versions WHERE ended_by_removal = 1 "
+    "AND valid_to_time > ? AND valid_to_time <= ? "
     "AND valid_to_position <= ? AND resource_id > ?{type} "
     "ORDER BY resource_id LIMIT ?"
 )

@@ -11,6 +11,7 @@ optional VLAN ``tag=``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -57,6 +58,11 @@ def disk_storage(value: Any) -> tuple[str, str] | None:
     """(storage, volid) a disk or mount-point value uses, or None (empty drive, host path)."""
     if not isinstance(value, str):
         return None
+    return _disk_storage(value)
+
+
+@lru_cache(maxsize=65536)  # a guest's disk strings repeat in every version: parse once
+def _disk_storage(value: str) -> tuple[str, str] | None:
     default, items = property_items(value)
     volid = default or items.get("file") or items.get("volume") or ""
     if not volid or volid == "none" or volid.startswith("/"):
@@ -71,6 +77,11 @@ def nic_bridge(value: Any) -> tuple[str, int | str | None] | None:
     """(bridge, VLAN tag) of a NIC value, or None when it names no bridge."""
     if not isinstance(value, str):
         return None
+    return _nic_bridge(value)
+
+
+@lru_cache(maxsize=65536)
+def _nic_bridge(value: str) -> tuple[str, int | str | None] | None:
     _, items = property_items(value)
     bridge = items.get("bridge")
     if not bridge:

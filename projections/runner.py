@@ -44,7 +44,7 @@ SHADOW_SUFFIX = "__rebuild"
 BATCH_SIZE = 2000
 """Events per transaction while following (small: appends wait for it on SQLite)."""
 
-REBUILD_BATCH_SIZE = 20_000
+REBUILD_BATCH_SIZE = 50_000
 """Events per transaction in a rebuild (large: fewer commits and version UPDATEs)."""
 
 CACHE_LIMIT = 200_000
@@ -299,6 +299,7 @@ async def rebuild(
             await ProjectionRunner(store).catch_up()
         try:
             async with store.transaction() as conn:
+                await backend.bulk_mode(conn, True)
                 for name, shadow in shadows.items():
                     await backend.drop_table(conn, shadow)
                     await backend.create_like(conn, TABLES[name], shadow)
@@ -329,6 +330,7 @@ async def rebuild(
         finally:
             with contextlib.suppress(EventStoreError):
                 async with store.transaction() as conn:
+                    await backend.bulk_mode(conn, False)
                     for shadow in shadows.values():
                         await backend.drop_table(conn, shadow)
     seconds = time.perf_counter() - started

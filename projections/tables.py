@@ -38,14 +38,10 @@ UPSERT_RESOURCE = (
     "observed_at = excluded.observed_at, first_position = excluded.first_position, "
     "first_seen = excluded.first_seen, last_seen = excluded.last_seen"
 )
-INSERT_VERSION = (
-    "INSERT INTO {t} (" + VERSION_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
 CLOSE_VERSION = (
-    "UPDATE {t} SET valid_to_position = ?, valid_to_time = ? "
+    "UPDATE {t} SET valid_to_position = ?, valid_to_time = ?, ended_by_removal = ? "
     "WHERE resource_id = ? AND valid_from_position = ?"
 )
-INSERT_EDGE = "INSERT INTO {t} (" + EDGE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?)"
 CLOSE_EDGE = (
     "UPDATE {t} SET until_position = ?, until_time = ? "
     "WHERE from_id = ? AND rel = ? AND to_id = ? AND attrs = ? AND until_position IS NULL"
@@ -89,18 +85,17 @@ async def write_batch(
     """Write a batch's rows into the tables of the projections named in ``tables``."""
     if "resources" in tables:
         rows = [resource_row(t) for t in out.resources.values()]
-        await backend.executemany(conn, UPSERT_RESOURCE.format(t=tables["resources"]), rows)
+        await backend.update_many(conn, UPSERT_RESOURCE, tables["resources"], rows)
     if "versions" in tables:
         t = tables["versions"]
-        await backend.executemany(conn, CLOSE_VERSION.format(t=t), out.version_closes)
-        await backend.executemany(
-            conn, INSERT_VERSION.format(t=t), list(out.version_inserts.values())
-        )
+        await backend.update_many(conn, CLOSE_VERSION, t, out.version_closes)
+        inserts = list(out.version_inserts.values())
+        await backend.insert_many(conn, t, VERSION_COLUMNS, inserts)
     if "relations" in tables:
         t = tables["relations"]
         # Closes first: the open-edge unique index allows one open row per edge.
-        await backend.executemany(conn, CLOSE_EDGE.format(t=t), out.edge_closes)
-        await backend.executemany(conn, INSERT_EDGE.format(t=t), out.edge_inserts)
+        await backend.update_many(conn, CLOSE_EDGE, t, out.edge_closes)
+        await backend.insert_many(conn, t, EDGE_COLUMNS, out.edge_inserts)
 
 
 async def set_checkpoints(backend: Backend, conn: Any, names: Sequence[str], position: int) -> None:

@@ -54,11 +54,13 @@ CREATE TABLE proj_versions (
     lock                 TEXT,
     digest               TEXT,
     state                TEXT    NOT NULL,
+    ended_by_removal     INTEGER NOT NULL,  -- 1: a removal ended it (no successor)
     PRIMARY KEY (resource_id, valid_from_position)
 );
 CREATE INDEX proj_versions_at ON proj_versions (resource_id, valid_from_time, valid_from_position);
 CREATE INDEX proj_versions_from_time ON proj_versions (valid_from_time);
-CREATE INDEX proj_versions_to_time ON proj_versions (valid_to_time);
+-- Net change between two times: versions that began in the window, and removals in it.
+CREATE INDEX proj_versions_removed ON proj_versions (valid_to_time) WHERE ended_by_removal = 1;
 
 -- Relations: edges between resources, each with the span in which it held.
 CREATE TABLE proj_edges (

@@ -33,7 +33,7 @@ CREATE TABLE proj_resources (
     first_position  INTEGER NOT NULL,
     first_seen      TEXT    NOT NULL,   -- observed_at of its first discovery
     last_seen       TEXT                -- when removed: the last observation that showed it
-) WITHOUT ROWID;
+);
 
 -- Versions: each resource's successive states with the span (positions and effective times,
 -- [from, to)) in which each held. "As of T" is one index probe per resource.
@@ -54,11 +54,13 @@ CREATE TABLE proj_versions (
     lock                 TEXT,
     digest               TEXT,
     state                TEXT    NOT NULL,
+    ended_by_removal     INTEGER NOT NULL,  -- 1: a removal ended it (no successor)
     PRIMARY KEY (resource_id, valid_from_position)
-) WITHOUT ROWID;
+);
 CREATE INDEX proj_versions_at ON proj_versions (resource_id, valid_from_time, valid_from_position);
 CREATE INDEX proj_versions_from_time ON proj_versions (valid_from_time);
-CREATE INDEX proj_versions_to_time ON proj_versions (valid_to_time);
+-- Net change between two times: versions that began in the window, and removals in it.
+CREATE INDEX proj_versions_removed ON proj_versions (valid_to_time) WHERE ended_by_removal = 1;
 
 -- Relations: edges between resources, each with the span in which it held.
 CREATE TABLE proj_edges (
@@ -71,7 +73,7 @@ CREATE TABLE proj_edges (
     until_position  INTEGER,            -- NULL: still holds
     until_time      TEXT,
     PRIMARY KEY (from_id, rel, to_id, attrs, since_position)
-) WITHOUT ROWID;
+);
 CREATE UNIQUE INDEX proj_edges_open ON proj_edges (from_id, rel, to_id, attrs)
     WHERE until_position IS NULL;
 CREATE INDEX proj_edges_from_at ON proj_edges (from_id, since_time);
