@@ -28,7 +28,7 @@ _PBS_NAME = re.compile(r"(?:^|/)(vm|ct)/(\d+)/")
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
-EDGE_FIELDS = frozenset({"node", "pool", "ha_state", "vmid", "subtype", "volid"})
+EDGE_FIELDS = frozenset({"node", "pool", "ha_state", "vmid", "subtype", "volid", "guest"})
 """Top-level state fields an edge depends on (besides disk and NIC config keys)."""
 
 
@@ -154,10 +154,16 @@ def edges_of(resource_id: str, state: dict[str, Any] | None) -> set[EdgeKey]:
         for storage, (keys, volumes) in storages.items():
             attrs = _attrs({"keys": keys, "volumes": sorted(volumes)})
             edges.add((resource_id, "uses_storage", f"{cluster}/storage/{node}/{storage}", attrs))
-    elif kind == "snapshot" and len(parts) >= 4:
-        edges.add((resource_id, "snapshot_of", f"{cluster}/{parts[2]}/{parts[3]}", "{}"))
+    elif kind == "snapshot":
+        # the collectors name the guest; else the id says it: {cluster}/snapshot/{kind}/{vmid}/..
+        guest = state.get("guest")
+        if not isinstance(guest, str) and len(parts) >= 4:
+            guest = f"{cluster}/{parts[2]}/{parts[3]}"
+        if isinstance(guest, str):
+            edges.add((resource_id, "snapshot_of", guest, "{}"))
     elif kind == "backup":
-        guest = _guest_of_backup(resource_id, state)
+        named = state.get("guest")
+        guest = named if isinstance(named, str) else _guest_of_backup(resource_id, state)
         if guest is not None:
             edges.add((resource_id, "backup_of", guest, "{}"))
     return edges
