@@ -451,13 +451,15 @@ async def history(
 
 
 # -- net change ------------------------------------------------------------------------------
+# "(resource_id || '') > ?" keeps SQLite's planner on the time index (a plain comparison
+# makes it walk the (resource_id, ...) index: the whole history) and means the same on both.
 _CANDIDATES = (
     "SELECT resource_id FROM proj_versions WHERE valid_from_time > ? AND valid_from_time <= ? "
-    "AND valid_from_position <= ? AND resource_id > ?{type} "
+    "AND valid_from_position <= ? AND (resource_id || '') > ?{type} "
     "UNION "
     "SELECT resource_id FROM proj_versions WHERE ended_by_removal = 1 "
     "AND valid_to_time > ? AND valid_to_time <= ? "
-    "AND valid_to_position <= ? AND resource_id > ?{type} "
+    "AND valid_to_position <= ? AND (resource_id || '') > ?{type} "
     "ORDER BY resource_id LIMIT ?"
 )
 
@@ -501,7 +503,7 @@ async def changes(
         items: list[NetChange] = []
         more = False
         while len(items) < limit:
-            type_sql = " AND type = ?" if type is not None else ""
+            type_sql = " AND (type || '') = ?" if type is not None else ""
             args: list[Any] = []
             for _ in range(2):
                 args += [start.t, end.t, p, after] + ([type] if type is not None else [])
