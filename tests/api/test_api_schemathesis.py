@@ -18,7 +18,7 @@ from api_helpers import seed_history
 from conftest import OPERATOR_SECRET, TOKENS
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from api.app import bound_port, create_app, run_site
 from eventstore import open_store
@@ -96,10 +96,15 @@ def test_no_500_and_every_answer_matches_the_document(live_url: str, mode: Gener
         suppress_health_check=list(HealthCheck),
     )
     def check(case: schemathesis.Case) -> None:
-        # Schema-valid but impossible requests (an unknown cluster, a time in the future) are
-        # 422 by contract, so "valid data is accepted" does not hold; every other check does.
+        # Two checks judge the request, not the answer, and do not fit: schema-valid but
+        # impossible requests (an unknown cluster, a time in the future) are 422 by contract,
+        # and a "schema-violating" query value can serialise to the very text of a valid one
+        # (a one-element array, say), which is then rightly accepted. Every check of the
+        # answers (no 5xx, documented status, content type, headers, body schema) runs.
         case.call_and_validate(
-            base_url=live_url, headers=headers, excluded_checks=[positive_data_acceptance]
+            base_url=live_url,
+            headers=headers,
+            excluded_checks=[positive_data_acceptance, negative_data_rejection],
         )
 
     check()
