@@ -22,6 +22,7 @@ import msgspec
 from collectors.events import (
     CREATES,
     ENDS,
+    STATE_FIELDS,
     ConfigChanged,
     FieldChange,
     ResourceEvent,
@@ -49,23 +50,7 @@ from .tables import HEAD, READ_CHECKPOINTS
 
 MAX_LIMIT = 1000
 _NONE = type(None)
-_STANDARD = frozenset(
-    {
-        "id",
-        "cluster",
-        "type",
-        "node",
-        "vmid",
-        "name",
-        "status",
-        "tags",
-        "pool",
-        "lock",
-        "config",
-        "digest",
-        "pending",
-    }
-)
+_STANDARD = frozenset((*STATE_FIELDS, "pending"))
 _actor_decoder = msgspec.json.Decoder(Actor)
 
 
@@ -193,6 +178,17 @@ class _Filters:
         return "".join(f" AND {w}" for w in where), args
 
 
+def _still_held(point: _Point, end_position: str, end_time: str) -> tuple[str, list[Any]]:
+    """The condition that a span had not ended at the point: it ends with an event that is
+    not within the point (after its position, or effective after its time)."""
+    sql = f" AND ({end_position} IS NULL OR {end_position} > ?"
+    args: list[Any] = [point.p]
+    if point.t is not None:
+        sql += f" OR {end_time} > ?"
+        args.append(point.t)
+    return sql + ")", args
+
+
 async def _versions_at(
     backend: Backend,
     conn: Any,
@@ -238,13 +234,9 @@ async def _versions_at(
     if point.t is not None:
         sql += " AND r.first_seen <= ?"
         args.append(point.t)
-    # It still held unless the next change is also within the point.
-    sql += " AND (v.valid_to_position IS NULL OR v.valid_to_position > ?"
-    args.append(point.p)
-    if point.t is not None:
-        sql += " OR v.valid_to_time > ?"
-        args.append(point.t)
-    sql += ")"
+    held, held_args = _still_held(point, "v.valid_to_position", "v.valid_to_time")
+    sql += held
+    args += held_args
     if after is not None:
         sql += " AND r.resource_id > ?"
         args.append(after)
@@ -560,12 +552,9 @@ async def relations(
         if point.t is not None:
             sql += " AND since_time <= ?"
             args.append(point.t)
-        sql += " AND (until_position IS NULL OR until_position > ?"
-        args.append(point.p)
-        if point.t is not None:
-            sql += " OR until_time > ?"
-            args.append(point.t)
-        sql += ")"
+        held, held_args = _still_held(point, "until_position", "until_time")
+        sql += held
+        args += held_args
         if id is not None:
             sql += " AND (from_id = ? OR to_id = ?)"
             args += [id, id]
