@@ -78,7 +78,9 @@ class EventStore(abc.ABC):
         """Every event after ``after`` (up to ``until``), in batches: constant memory.
 
         The next batch is fetched while the caller works through the current one (at most
-        two batches in memory), so the database's work overlaps the caller's decoding.
+        two batches in memory), so the database's work overlaps the caller's decoding. It
+        ends at the first short batch: events committed meanwhile may or may not be included
+        (a follower calls it again after :meth:`wait_for_events`).
         """
         pending: asyncio.Future[list[RecordedEvent]] | None = asyncio.ensure_future(
             self.read_batch(after, batch_size)

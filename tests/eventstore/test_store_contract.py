@@ -340,3 +340,44 @@ async def test_versions_stay_exact_when_store_objects_take_turns(
         await other.close()
     assert await store.stream_versions(["vm", "ct"]) == {"vm": 5, "ct": 3}
     assert (await store.verify()).ok
+
+
+@pytest.mark.postgres
+async def test_wait_for_events_survives_a_lost_listen_connection(postgres_url: str) -> None:
+    """The server drops the LISTEN session: the periodic head check still sees appends."""
+    reader = await open_store(postgres_url)
+    writer = await open_store(postgres_url)
+    try:
+        await reader.migrate()
+        assert await reader.wait_for_events(0, 0.1) == 0  # the listener is connected now
+        channel = getattr(reader, "channel")  # noqa: B009 (a PostgreSQL store's attribute)
+        killed = await raw_fetch(
+            writer,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = ?",
+            f'LISTEN "{channel}"',
+        )
+        assert killed == [(True,)]  # exactly this store's listener, no one else's
+        waiter = asyncio.create_task(reader.wait_for_events(0, 10))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await writer.append([new_event("vm", 0)])
+        assert await waiter == 1
+        assert time.monotonic() - started < 3
+        # And it listens again afterwards: the next wake-up is immediate.
+        waiter = asyncio.create_task(reader.wait_for_events(1, 10))
+        await asyncio.sleep(1.5)  # past one periodic check, which reconnects the listener
+        listening = await raw_fetch(
+            writer,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query = ?",
+            f'LISTEN "{channel}"',
+        )
+        assert listening == [(1,)]
+        started = time.monotonic()
+        await writer.append([new_event("vm", 1)])
+        assert await waiter == 2
+        assert time.monotonic() - started < 0.5
+    finally:
+        await reader.close()
+        await writer.close()
