@@ -11,54 +11,24 @@ Times are seconds after T0 (in the past, so they are never "the future"):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.events import (
-    ConfigChanged,
-    Discovered,
-    Event,
-    FieldChange,
-    Migrated,
-    Removed,
-    encode,
-    type_of,
-)
-from eventstore import Actor, EventStore, NewEvent
+from collectors.events import ConfigChanged, Discovered, FieldChange, Migrated, Removed
+from eventstore import Actor, EventStore
 from projections.runner import ProjectionRunner
+from tests.projections.projection_helpers import T0, at, new
 
-T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+__all__ = ["T0", "at", "new"]
+
 WEB = "lab/qemu/100"
 DB = "lab/qemu/101"
 ROOT = Actor(user="root@pam", upid="UPID:pve1:0000A:0000B:6650A0B4:qmconfig:100:root@pam:")
 ALICE = Actor(user="alice@pve", upid="UPID:pve1:0000C:0000D:6650A0BE:qmigrate:100:alice@pve:")
 
 
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
 def iso(seconds: float) -> str:
     """T0 plus ``seconds`` as the API writes times."""
     return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new(
-    stream_id: str,
-    event: Event,
-    seconds: float,
-    *,
-    observed_after: float | None = None,
-    actor: Actor | None = None,
-) -> NewEvent:
-    return NewEvent(
-        stream_id=stream_id,
-        type=type_of(event),
-        data=encode(event),
-        observed_at=at(seconds),
-        observed_after=at(observed_after) if observed_after is not None else None,
-        actor=actor,
-    )
 
 
 def guest(rid: str, name: str, **fields: Any) -> dict[str, Any]:
