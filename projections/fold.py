@@ -70,6 +70,8 @@ class Tracked:
     last_seen: Any = None
     edges: set[EdgeKey] | None = None
     """The edges of ``state`` when known (saves deriving them again at the next change)."""
+    row: tuple[Any, ...] | None = None
+    """``state``'s columns and JSON (``state_columns`` + ``encode_state``) when known."""
 
 
 def encode_state(state: dict[str, Any]) -> str:
@@ -120,10 +122,11 @@ def state_columns(resource_id: str, state: dict[str, Any]) -> tuple[Any, ...]:
 
 def resource_row(t: Tracked) -> tuple[Any, ...]:
     """The ``proj_resources`` row of a tracked resource."""
+    if t.row is None:
+        t.row = (*state_columns(t.resource_id, t.state), encode_state(t.state))
     return (
         t.resource_id,
-        *state_columns(t.resource_id, t.state),
-        encode_state(t.state),
+        *t.row,
         1 if t.removed else 0,
         t.position,
         t.time,
@@ -242,6 +245,7 @@ class Folder:
     ) -> None:
         rid = event.stream_id
         pos = event.position
+        columns: tuple[Any, ...] | None = None
         # versions: close the open one, open the new one
         if old is not None and alive:
             ended = 1 if new_state is None else 0
@@ -251,16 +255,9 @@ class Folder:
             else:
                 out.version_closes.append((pos, time, ended, rid, old.position))
         if new_state is not None:
-            row = [
-                rid,
-                pos,
-                None,
-                time,
-                None,
-                *state_columns(rid, new_state),
-                encode_state(new_state),
-                0,  # ended_by_removal
-            ]
+            # computed once: the version row now, the resource row at the end of the batch
+            columns = (*state_columns(rid, new_state), encode_state(new_state))
+            row = [rid, pos, None, time, None, *columns, 0]  # 0: ended_by_removal
             out.version_inserts[(rid, pos)] = row
         # relations: only when a field an edge depends on may have changed
         edges_changed = fields is None or any(affects_edges(f) for f in fields)
@@ -296,5 +293,6 @@ class Folder:
             old.last_seen = None
             tracked = old
         tracked.edges = after if edges_changed else tracked.edges
+        tracked.row = columns if new_state is not None else None
         self.cache[rid] = tracked
         out.resources[rid] = tracked
