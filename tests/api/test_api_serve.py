@@ -154,6 +154,22 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
                 assert parse_time(entry["observed_at"]) >= before
                 status, now = await get("/api/v1/resources/lab/qemu/101")
                 assert str(now["config"]["memory"]) == "3072"
+                # The query commands work beside the running server, on the same database.
+                cli = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "api",
+                    "history",
+                    "lab/qemu/101",
+                    "--json",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env={**env, "PVETRAIL_DATABASE_URL": f"sqlite:///{tmp_path / 'pvetrail.db'}"},
+                    cwd=str(tmp_path),
+                )
+                out, err = await asyncio.wait_for(cli.communicate(), 30)
+                assert cli.returncode == 0, err.decode()
+                assert upid in out.decode()
                 # A reader may not ask for a resync.
                 async with http.post(url + "/api/v1/resyncs", json={"cluster": "lab"}) as r:
                     assert r.status == 403
