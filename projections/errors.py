@@ -51,7 +51,8 @@ class InvalidParameterError(QueryError):
 
 class NotFoundError(QueryError):
     """The resource did not exist then (or ever). When it existed at other times,
-    ``first_seen`` and ``last_seen`` say when (``last_seen`` is None while it still exists)."""
+    ``first_seen`` and ``last_seen`` say when: the first and the last observation that showed
+    it (for one that still exists, its latest observation as far as known)."""
 
     status = 404
     title = "Not found"

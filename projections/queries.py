@@ -346,20 +346,26 @@ async def resource_at(
         rows = await _versions_at(backend, conn, point, ids=[resource_id])
         if rows:
             return _resource(backend, rows[0], point)
+        observed = await _has_observations(backend, conn)
         row = await backend.fetchone(
             conn,
-            "SELECT first_seen, last_seen, removed, observed_at FROM proj_resources "
-            "WHERE resource_id = ?",
+            "SELECT r.first_seen, r.last_seen, r.removed, r.observed_at, "
+            + ("o.last_observed_at" if observed else "NULL")
+            + " FROM proj_resources r"
+            + (" LEFT JOIN observations o ON o.resource_id = r.resource_id" if observed else "")
+            + " WHERE r.resource_id = ?",
             (resource_id,),
         )
     if row is None:
         raise NotFoundError(f"no resource {resource_id!r} has ever been seen")
     when = format_time(point.at) if point.at is not None else f"position {point.p}"
-    return_last = backend.time_or_none(row[1]) if row[2] else None
+    # Removed: the last observation that showed it. Still there: its latest observation
+    # (the collectors' table), else its last change.
+    last = row[1] if row[2] else (row[4] if row[4] is not None else row[3])
     raise NotFoundError(
         f"resource {resource_id!r} did not exist at {when}",
         first_seen=backend.time_out(row[0]),
-        last_seen=return_last,
+        last_seen=backend.time_or_none(last),
     )
 
 

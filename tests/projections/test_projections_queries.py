@@ -216,7 +216,7 @@ async def test_resource_at_and_not_found(timeline: EventStore) -> None:
     assert (gone.value.first_seen, gone.value.last_seen) == (at(10), at(55))
     with pytest.raises(NotFoundError) as not_yet:
         await resource_at(timeline, SNAP, at=at(44))
-    assert (not_yet.value.first_seen, not_yet.value.last_seen) == (at(45), None)
+    assert (not_yet.value.first_seen, not_yet.value.last_seen) == (at(45), at(45))
     with pytest.raises(NotFoundError) as never:
         await resource_at(timeline, "lab/qemu/999")
     assert never.value.first_seen is None
