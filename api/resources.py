@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import msgspec
 from aiohttp import web
 
 from projections import queries
@@ -21,6 +20,7 @@ from projections.models import ChangesPage, HistoryPage, InventoryPage, Relation
 
 from .app import SERVICES, check_query
 from .errors import BadParameterError, NotFoundError
+from .handlers import render
 from .middleware import ROUTE
 from .openapi import CURSOR, LIMIT, POSITION, TEXT, TIME, Operation, Param
 from .params import (
@@ -50,10 +50,6 @@ ID_IN_PATH = Param(
     description="resource id, percent-encoded as one segment: lab%2Fqemu%2F100 "
     "(lab/qemu/100 as several segments works too)",
 )
-
-
-def render(value: object) -> web.Response:
-    return web.Response(body=msgspec.json.encode(value), content_type="application/json")
 
 
 def _cursor(query: web.Request) -> str | None:
