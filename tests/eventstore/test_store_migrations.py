@@ -99,29 +99,38 @@ def _copy_migrations(tmp_path: Path) -> Path:
     return package
 
 
-async def test_migrate_check_exit_codes_and_an_edited_file(
-    database_url: str, tmp_path: Path
+def test_migrate_check_exit_codes(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = cli_env(database_url)
-    code, out, _ = await run_cli("migrate", "--check", env=env)
-    assert code == 1
-    assert "0001_events.sql" in out
+    """``pvetrail migrate --check``: 1 while anything is pending, 0 once migrated."""
+    from api.cli import main
 
-    code, out, _ = await run_cli("migrate", env=env)
-    assert code == 0
-    assert "applied" in out
-    code, out, _ = await run_cli("migrate", "--check", env=env)
-    assert code == 0
-    assert "up to date" in out
+    monkeypatch.delenv("PVETRAIL_CONFIG", raising=False)
+    monkeypatch.setenv("PVETRAIL_DATABASE_URL", database_url)
+    assert main(["migrate", "--check"]) == 1
+    assert "0001_events.sql" in capsys.readouterr().out
+    assert main(["migrate"]) == 0
+    assert "applied" in capsys.readouterr().out
+    assert main(["migrate", "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["migrate"]) == 0
+    assert "up to date" in capsys.readouterr().out
 
-    # The same database seen by a pvetrail whose 0001 file was edited after it was applied.
-    dialect = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+async def test_an_edited_migration_file_stops_pvetrail_migrate(
+    store: EventStore, database_url: str, tmp_path: Path
+) -> None:
+    """The database seen by a pvetrail whose 0001 file was edited after it was applied."""
+    dialect = store.dialect
     package = _copy_migrations(tmp_path)
     edited = package / dialect / "0001_events.sql"
     edited.write_text(edited.read_text() + "\n-- an innocent-looking comment\n")
     env = cli_env(database_url, pythonpath=str(tmp_path))
-    for args in (["migrate", "--check"], ["migrate"]):
-        code, _, err = await run_cli(*args, env=env, cwd=tmp_path)
-        assert code == 2, args
+    results = await asyncio.gather(
+        run_cli("migrate", "--check", env=env, cwd=tmp_path),
+        run_cli("migrate", env=env, cwd=tmp_path),
+    )
+    for code, _, err in results:
+        assert code == 2
         assert "0001_events.sql was edited" in err
         assert "Traceback" not in err
