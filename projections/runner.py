@@ -50,6 +50,9 @@ REBUILD_BATCH_SIZE = 50_000
 CACHE_LIMIT = 200_000
 """Resources the runner keeps in memory between batches before it starts again from the table."""
 
+YIELD_EVERY = 1000
+"""Events folded between two yields to the event loop."""
+
 _NO_LIMIT = 2**62
 
 
@@ -68,6 +71,24 @@ def common_checkpoint(checkpoints: Mapping[str, int]) -> int:
     return values.pop()
 
 
+async def fold_events(
+    events: Sequence[RawEvent], cache: dict[str, Tracked]
+) -> tuple[BatchOutput, ProjectionStoppedError | None]:
+    """Fold events in memory; returns the rows and, if an event could not be applied, the
+    error (the rows of the events before it are kept). Yields to the event loop now and then,
+    so a long batch does not stall the rest of the process."""
+    out = BatchOutput()
+    folder = Folder(cache)
+    for index, event in enumerate(events):
+        try:
+            folder.apply(event, out)
+        except ProjectionStoppedError as exc:
+            return out, exc
+        if index % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
+    return out, None
+
+
 async def fold_batch(
     backend: Backend,
     conn: Any,
@@ -75,26 +96,13 @@ async def fold_batch(
     cache: dict[str, Tracked],
     tables: Mapping[str, str],
     *,
-    load_from: str | None,
+    load_from: str,
 ) -> tuple[BatchOutput, ProjectionStoppedError | None]:
-    """Fold events and write their rows into ``tables`` on ``conn`` (inside a transaction).
-
-    Resources missing from ``cache`` are loaded from the table ``load_from`` first (None: the
-    cache is complete). Returns the output and, if an event could not be applied, the error:
-    the rows of the events before it are written all the same.
-    """
-    if load_from is not None:
-        missing = sorted({e.stream_id for e in events if e.stream_id not in cache})
-        await load_tracked(backend, conn, load_from, missing, cache)
-    out = BatchOutput()
-    folder = Folder(cache)
-    stopped: ProjectionStoppedError | None = None
-    for event in events:
-        try:
-            folder.apply(event, out)
-        except ProjectionStoppedError as exc:
-            stopped = exc
-            break
+    """Inside a transaction: load the resources missing from ``cache`` from ``load_from``,
+    fold the events and write their rows into ``tables``."""
+    missing = sorted({e.stream_id for e in events if e.stream_id not in cache})
+    await load_tracked(backend, conn, load_from, missing, cache)
+    out, stopped = await fold_events(events, cache)
     await write_batch(backend, conn, out, tables)
     return out, stopped
 
@@ -311,8 +319,12 @@ async def rebuild(
                     events = await read_events(backend, conn, done, target, batch_size)
                 if not events:
                     break
+                # Folded outside the transaction: the shadow tables are the rebuild's alone, and
+                # on SQLite the write lock is then held only while the rows are written.
+                out = await _fold_shadow(events, cache)
                 async with store.transaction() as conn:
-                    done = await _fold_shadow(backend, conn, events, cache, shadows)
+                    await write_batch(backend, conn, out, shadows)
+                done = out.last_position
                 if progress is not None:
                     progress(done, target)
             async with store.transaction() as conn:
@@ -321,7 +333,9 @@ async def rebuild(
                     events = await read_events(backend, conn, done, target, batch_size)
                     if not events:
                         break
-                    done = await _fold_shadow(backend, conn, events, cache, shadows)
+                    out = await _fold_shadow(events, cache)
+                    await write_batch(backend, conn, out, shadows)
+                    done = out.last_position
                 for name, shadow in shadows.items():
                     await backend.swap(conn, TABLES[name], shadow)
                 await set_checkpoints(backend, conn, chosen, done)
@@ -351,14 +365,8 @@ async def _target(backend: Backend, conn: Any, others: Sequence[str], *, lock: b
     return await head(backend, conn)
 
 
-async def _fold_shadow(
-    backend: Backend,
-    conn: Any,
-    events: Sequence[RawEvent],
-    cache: dict[str, Tracked],
-    shadows: Mapping[str, str],
-) -> int:
-    out, stopped = await fold_batch(backend, conn, events, cache, shadows, load_from=None)
+async def _fold_shadow(events: Sequence[RawEvent], cache: dict[str, Tracked]) -> BatchOutput:
+    out, stopped = await fold_events(events, cache)
     if stopped is not None:
         raise stopped
-    return out.last_position
+    return out
