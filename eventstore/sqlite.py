@@ -39,6 +39,9 @@ BUSY_TIMEOUT_MS = 30_000
 READERS = 3
 """Reader connections per process; WAL lets them read while the writer writes."""
 
+INLINE_ROWS = 256
+"""Reads of at most this many rows run on the event loop's own thread (see ``_inline``)."""
+
 _COLUMNS = (
     "position, stream_id, version, type, schema_version, observed_at, observed_after, "
     "recorded_at, actor, correlation_id, data, prev_hash, hash"
@@ -141,6 +144,12 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return result
 
 
+def _connect_inline(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+
 def _fetch(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
     return raw.execute(sql, params).fetchall()
 
@@ -219,6 +228,10 @@ class SQLiteEventStore(EventStore):
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._watcher: aiosqlite.Connection | None = None
+        # A plain connection used on the event loop's thread for small reads (the head, one
+        # stream): a hop to a worker thread and back costs more than such a read itself.
+        # It never waits (busy timeout 0): a busy database sends the read to a worker thread.
+        self._inline: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._appended = asyncio.Event()
         self._data_version: int | None = None
@@ -244,6 +257,7 @@ class SQLiteEventStore(EventStore):
                 store._all_readers.append(reader)
                 store._readers.put_nowait(reader)
             store._watcher = await store._connect()
+            store._inline = await asyncio.to_thread(_connect_inline, path)
         except sqlite3.Error as exc:
             await store.close()
             raise DatabaseUnavailableError(f"cannot open database {url!r}: {exc}") from exc
@@ -255,6 +269,20 @@ class SQLiteEventStore(EventStore):
         # FULL: a committed poll survives power loss (the benchmark compares at this level).
         await _pragma(conn, "synchronous=FULL")
         return conn
+
+    def _read_inline(self, sql: str, params: Sequence[Any]) -> list[Any] | None:
+        """A small read on the loop's thread; None when it would wait or return too much."""
+        conn = self._inline
+        if conn is None:
+            return None
+        with _translated("read"):
+            try:
+                rows = conn.execute(f"{sql} LIMIT {INLINE_ROWS + 1}", params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return None
+                raise
+        return rows if len(rows) <= INLINE_ROWS else None
 
     # -- migrations ----------------------------------------------------------------------
     async def migrate(self) -> MigrationStatus:
@@ -318,8 +346,10 @@ class SQLiteEventStore(EventStore):
 
     # -- reading -------------------------------------------------------------------------
     async def head(self) -> int:
-        async with self.read_connection() as conn:
-            rows = await _on_thread(conn, _fetch, _HEAD_POSITION, ())
+        rows = self._read_inline(_HEAD_POSITION, ())
+        if rows is None:
+            async with self.read_connection() as conn:
+                rows = await _on_thread(conn, _fetch, _HEAD_POSITION, ())
         return int(rows[0][0]) if rows else 0
 
     async def read_batch(self, after: int, limit: int) -> list[RecordedEvent]:
@@ -344,7 +374,10 @@ class SQLiteEventStore(EventStore):
             sql += " AND observed_at <= ?"
             params.append(format_time(until_time))
         sql += " ORDER BY version"
-        async with self.read_connection() as conn:
+        rows = self._read_inline(sql, params)
+        if rows is not None:
+            return [_row_to_event(row) for row in rows]
+        async with self.read_connection() as conn:  # a long stream: on a worker thread
             return await _on_thread(conn, _fetch_events, sql, params)
 
     async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
@@ -466,6 +499,9 @@ class SQLiteEventStore(EventStore):
                 handle.close()
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         conns = [self._writer, self._watcher, *self._all_readers]
         self._writer = None
         self._watcher = None

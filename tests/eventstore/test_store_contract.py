@@ -381,3 +381,13 @@ async def test_wait_for_events_survives_a_lost_listen_connection(postgres_url: s
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_a_long_stream_reads_whole(store: EventStore) -> None:
+    """Longer than what SQLite reads on the loop's own thread: the rest is not cut off."""
+    await store.append([new_event("long", n) for n in range(300)] + [new_event("short", 0)])
+    events = await store.read_stream("long")
+    assert [e.version for e in events] == list(range(1, 301))
+    assert len(await store.read_stream("long", until_position=257)) == 257
+    assert len(await store.read_stream("long", until_position=256)) == 256
+    assert [e.stream_id for e in await store.read_stream("short")] == ["short"]
