@@ -33,6 +33,9 @@ DEEP_GUEST_FIELDS = ("config", "pending", "pending_delete", "digest", "ha")
 # Config keys that are not configuration: lock is its own field, digest the file's checksum.
 _CONFIG_SKIP = frozenset({"digest", "lock"})
 _VMID = re.compile(r"^\d+$")
+# Finished tasks read per node and poll (Proxmox answers 50 by default): enough for a busy
+# node between two deep polls, so attribution and task_seen miss none.
+TASK_LIMIT = 500
 _BACKUP_VOLUME = re.compile(r"(?:^|/)vzdump-(qemu|lxc|openvz)-(\d+)-")
 _PBS_VOLUME = re.compile(r"(?:^|/)(vm|ct)/(\d+)/")
 
@@ -483,7 +486,11 @@ class Observer:
         online = self._online_nodes(obs, nodes)
         answers = await asyncio.gather(
             *(
-                self._try(obs, f"GET /nodes/{n}/tasks", self.client.get(f"nodes/{n}/tasks"))
+                self._try(
+                    obs,
+                    f"GET /nodes/{n}/tasks",
+                    self.client.get(f"nodes/{n}/tasks", limit=TASK_LIMIT),
+                )
                 for n in online
             )
         )

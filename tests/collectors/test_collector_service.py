@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from collector_helpers import not_tasks, read_events, summary
+from collector_helpers import not_tasks, read_events, summary, until
 from conftest import CollectorFactory
 
 from api.cli import main as cli_main
@@ -119,3 +120,39 @@ def test_the_sync_command(
     assert "could not observe" in err
     assert "cannot connect" in err
     assert "Traceback" not in err
+
+
+async def test_a_cluster_that_is_down_does_not_hold_up_the_others(
+    store: EventStore, served: ServedPve
+) -> None:
+    from collectors.service import CollectorService
+
+    good = served.cluster_config("lab", fast_interval_s=1)
+    # a server that takes connections and never answers: every request runs to its timeout
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        down = served.cluster_config(
+            "gone",
+            host=f"127.0.0.1:{silent.getsockname()[1]}",
+            connect_timeout_s=2.0,
+            read_timeout_s=2.0,
+            retries=0,
+            fast_interval_s=1,
+        )
+        collector = CollectorService(
+            store, [down, good], fingerprint_key=b"k", environ=served.environ
+        )
+        await collector.start()
+        try:
+            # lab is observed before the silent cluster's first timeout
+            await until(lambda: collector.health()["lab"].state == "ok", 1.8)
+            assert collector.health()["gone"].state == "starting"  # still waiting
+            await until(lambda: collector.health()["gone"].state == "down", 10)
+        finally:
+            await collector.stop()
+    gone = collector.health()["gone"]
+    assert gone.consecutive_failures >= 1
+    assert gone.last_success is None
+    assert gone.poll_errors_total.keys() & {"timeout", "unreachable"}
+    assert all(e.stream.startswith("lab/") for e in await read_events(store))
