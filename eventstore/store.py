@@ -34,6 +34,9 @@ class VerifyResult(msgspec.Struct, frozen=True):
     head: int
     first_bad_position: int | None = None
     reason: str | None = None
+    head_hash: str | None = None
+    """The hash of the last event verified (keep it elsewhere: a later verify can then prove
+    that the log still holds it, which catches a truncated tail too)."""
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -197,7 +200,7 @@ class EventStore(abc.ABC):
                 progress(checked, total)
         if progress is not None:
             progress(checked, total)
-        return VerifyResult(True, checked, total)
+        return VerifyResult(True, checked, max(total, checked), head_hash=prev)
 
     async def __aenter__(self) -> EventStore:
         return self

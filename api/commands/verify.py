@@ -17,14 +17,32 @@ DESCRIPTION = """Recompute every event's hash and check the chain from position 
 exit codes: 0 the log is intact, 1 tampering found (the first bad position is named),
 2 the log could not be checked (no database, not migrated, ...).
 
+It prints the head's position and hash: keep them elsewhere (with backups, in a ticket).
+A later `--anchor POSITION:HASH` then also proves the log still holds that event unchanged,
+which catches a log cut short or rewritten from there on, however consistently.
+
 examples:
   pvetrail verify
+  pvetrail verify --anchor 12345:9f86d081884c7d65...
   pvetrail --config /etc/pvetrail.toml verify
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only on failure")
+    parser.add_argument(
+        "--anchor",
+        metavar="POSITION:HASH",
+        type=_anchor,
+        help="also require the event at POSITION to have this hash (from an earlier verify)",
+    )
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    position, sep, digest = text.partition(":")
+    if not sep or not position.isdigit() or int(position) < 1 or len(digest) != 64:
+        raise argparse.ArgumentTypeError("expected POSITION:HASH (a position and 64 hex digits)")
+    return int(position), digest.lower()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,6 +61,14 @@ async def _run(args: argparse.Namespace) -> int:
             )
             return 2
         result = await store.verify()
+        anchored = None
+        if result.ok and args.anchor is not None:
+            position, digest = args.anchor
+            found = await store.read_batch(position - 1, 1)
+            if not found or found[0].position != position:
+                anchored = f"the anchored event at position {position} is gone (log cut short)"
+            elif found[0].hash != digest:
+                anchored = f"the event at position {position} no longer has the anchored hash"
     finally:
         await store.close()
     if not result.ok:
@@ -52,6 +78,12 @@ async def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if anchored is not None:
+        print(f"TAMPERED: {anchored}", file=sys.stderr)
+        return 1
     if not args.quiet:
-        print(f"ok: {result.checked} events verified, head at position {result.head}")
+        print(
+            f"ok: {result.checked} events verified, head at position {result.head}"
+            + (f", hash {result.head_hash}" if result.checked else "")
+        )
     return 0

@@ -272,3 +272,48 @@ async def test_the_documented_sqlite_export_query_verifies(sqlite_url: str, tmp_
     verify_export = namespace["verify_export"]
     assert callable(verify_export)
     assert verify_export(str(export)) == (True, 9, None)
+
+
+def test_pvetrail_verify_anchor_catches_a_truncated_log(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cut-off tail leaves a valid chain; the head hash kept from an earlier verify does not."""
+    import asyncio
+
+    from api.cli import main
+
+    async def setup() -> None:
+        store = await open_store(database_url)
+        try:
+            await store.migrate()
+            await store.append(varied_events(5))
+        finally:
+            await store.close()
+
+    async def truncate() -> None:
+        store = await open_store(database_url)
+        try:
+            await drop_append_only_triggers(store)
+            await raw_execute(store, "DELETE FROM events WHERE position > 3")
+        finally:
+            await store.close()
+
+    monkeypatch.delenv("PVETRAIL_CONFIG", raising=False)
+    monkeypatch.setenv("PVETRAIL_DATABASE_URL", database_url)
+    asyncio.run(setup())
+    assert main(["verify"]) == 0
+    out = capsys.readouterr().out
+    head_hash = out.rsplit("hash ", 1)[1].strip()
+    assert "head at position 5" in out
+    assert len(head_hash) == 64
+    assert main(["verify", "--anchor", f"5:{head_hash}"]) == 0
+    assert main(["verify", "--anchor", f"5:{'0' * 64}"]) == 1
+    assert "no longer has the anchored hash" in capsys.readouterr().err
+
+    asyncio.run(truncate())
+    assert main(["verify"]) == 0  # a shorter chain is still a chain
+    assert main(["verify", "--anchor", f"5:{head_hash}"]) == 1
+    assert "position 5 is gone" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "--anchor", "5:short"])
+    assert exited.value.code == 2
