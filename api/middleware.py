@@ -9,10 +9,11 @@ too large), and the read side's :class:`~projections.errors.QueryError`. Only a 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,10 @@ REQUEST_ID = web.RequestKey("request_id", str)
 ROUTE = web.RequestKey("route", str)
 """The metrics and log label of a request, when its handler knows better than the router."""
 
+# Request ids: a random per-process prefix and a counter. Unique enough to correlate a request
+# with its log lines, and far cheaper than uuid4 (os.urandom costs ~50 us a call on some VMs).
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 log = logging.getLogger("pvetrail.api")
@@ -83,7 +88,9 @@ def make_middleware(auth: Authenticator, metrics: Metrics) -> Any:
     ) -> web.StreamResponse:
         started = time.perf_counter()
         given = request.headers.get("X-Request-Id", "")
-        request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = (
+            given if _SAFE_REQUEST_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+        )
         request[REQUEST_ID] = request_id
         token: Token | None = None
         try:

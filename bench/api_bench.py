@@ -293,7 +293,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[str
                 ),
             ),
         ]
-        for title, phase in phases:
+        chosen = [phases[("closed", "open", "target").index(name)] for name in args.phases]
+        for title, phase in chosen:
             rss_before = server.sample_rss()
             started = time.perf_counter()
             tally = await phase()
@@ -323,6 +324,12 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--cache-dir", default="/tmp/pvetrail-api-bench")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        default=["closed", "open", "target"],
+        choices=["closed", "open", "target"],
+    )
     args = parser.parse_args()
     report: list[str] = []
     for backend in args.backends:

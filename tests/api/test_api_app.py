@@ -222,9 +222,9 @@ async def test_request_ids_and_json_logs_without_secrets(serve_app: ServerFactor
         assert response.headers["X-Request-Id"] == "abc-123"
         _, _, response = await server.get("/api/v1/events", token="not-a-token-00000000")
         generated = response.headers["X-Request-Id"]
-        assert len(generated) == 32
+        assert len(generated) >= 20
         _, _, response = await server.get("/healthz", headers={"X-Request-Id": "bad id\u00e9"})
-        assert response.headers["X-Request-Id"] != "bad id\u00e9"
+        assert response.headers["X-Request-Id"] not in ("bad id\u00e9", generated)
     finally:
         logging.getLogger().handlers.clear()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
