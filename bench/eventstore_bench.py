@@ -94,6 +94,7 @@ class Result:
     """One side's figures on one backend."""
 
     batched_eps: float = 0.0
+    floor_eps: float = 0.0
     single_eps: float = 0.0
     single_p50_ms: float = 0.0
     single_p99_ms: float = 0.0
@@ -336,6 +337,52 @@ def library_postgres(
         datastore.close()
 
 
+def sqlite_floor(path: str, work: list[list[GuestState]]) -> float:
+    """SQLite's own cost for the batched rows: plain ``sqlite3``, rows sealed before timing.
+
+    The same schema, durability and batches as pvetrail's append, minus everything pvetrail
+    does in Python (hashing, versions, asyncio): the ceiling any SQLite store of this schema
+    could reach on this machine.
+    """
+    import sqlite3
+
+    from eventstore import GENESIS_HASH
+    from eventstore.sqlite import _INSERT, _event_to_row, split_statements
+    from eventstore.store import seal_batch
+
+    ids = [f"lab/qemu/{100 + s}" for s in range(len(work[0]))]
+    batches: list[list[tuple[Any, ...]]] = []
+    head, head_hash = 0, GENESIS_HASH
+    for version, states in enumerate(work, start=1):
+        news = [
+            NewEvent(stream_id=i, type="config_changed", data=_encode(st), observed_at=T0)
+            for i, st in zip(ids, states, strict=True)
+        ]
+        sealed = seal_batch(
+            news,
+            head_position=head,
+            head_hash=head_hash,
+            current_versions=dict.fromkeys(ids, version - 1),
+            recorded_at=T0,
+        )
+        head, head_hash = sealed[-1].position, sealed[-1].hash
+        batches.append([_event_to_row(e) for e in sealed])
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    schema = (Path(__file__).resolve().parents[1] / "migrations/sqlite/0001_events.sql").read_text()
+    for statement in split_statements(schema):
+        conn.execute(statement)
+    started = time.perf_counter()
+    for rows in batches:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_INSERT, rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return sum(len(b) for b in batches) / elapsed
+
+
 # -- running --------------------------------------------------------------------------------
 async def _admin(url: str, sql: str) -> None:
     conn = await asyncpg.connect(url)
@@ -351,6 +398,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[Result, Result 
         # On the disk the repository is on (not a tmpfs): the flushes are real.
         with tempfile.TemporaryDirectory(prefix="bench-", dir=args.dir) as folder:
             ours = asyncio.run(bench_ours(f"sqlite:///{folder}/ours.db", args, work))
+            ours.floor_eps = sqlite_floor(f"{folder}/floor.db", work)
             library = (
                 None if args.no_library else library_sqlite(f"{folder}/library.db", args, work)
             )
@@ -396,6 +444,11 @@ def report(backend: str, ours: Result, library: Result | None) -> None:
             ratio = (mine / theirs if higher_better else theirs / mine) if mine and theirs else 0
             line += f" {theirs:14,.{1 if unit == 'ms' else 0}f} {ratio:6.1f}x"
         print(f"{line}  {unit}")
+        if label.startswith("append, batches") and ours.floor_eps:
+            print(
+                f"{'  raw sqlite3, rows pre-sealed':34} {ours.floor_eps:12,.0f}"
+                f"{'':23}  events/s  (SQLite's own ceiling for these batches)"
+            )
     for note in ours.notes + (library.notes if library else []):
         print(f"  ({note})")
 
