@@ -35,6 +35,20 @@ class Backend(abc.ABC):
     def _convert(self, text: str) -> str:
         return text
 
+    def version_probe(self, where: str, order: str) -> str:
+        """The FROM-clause part that joins each ``proj_resources r`` row to its one version
+        ``v`` selected by ``where`` (over ``proj_versions x``) and the newest by ``order``:
+        a correlated probe per resource, so the cost does not grow with the history."""
+        return (
+            "JOIN proj_versions v ON v.resource_id = r.resource_id AND v.valid_from_position = "
+            f"(SELECT x.valid_from_position FROM proj_versions x WHERE {where} "
+            f"ORDER BY {order} LIMIT 1)"
+        )
+
+    async def analyze(self, conn: Any, table: str) -> None:
+        """Refresh the planner's statistics of a table filled in bulk (where it needs it)."""
+        return None  # SQLite plans these queries well without statistics
+
     # -- values --------------------------------------------------------------------------
     @abc.abstractmethod
     def time_in(self, value: datetime) -> Any:

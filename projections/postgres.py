@@ -57,6 +57,18 @@ class PostgresBackend(Backend):
             out.append(f"${number}{part}")
         return "".join(out)
 
+    def version_probe(self, where: str, order: str) -> str:
+        # Without LATERAL the planner may hash-join the whole versions table (a cost that
+        # grows with history); LATERAL ... LIMIT 1 keeps it an index probe per resource.
+        return (
+            f"CROSS JOIN LATERAL (SELECT x.* FROM proj_versions x WHERE {where} "
+            f"ORDER BY {order} LIMIT 1) v"
+        )
+
+    async def analyze(self, conn: Any, table: str) -> None:
+        # A rebuild's COPY leaves fresh tables without statistics until autovacuum comes by.
+        await self.execute(conn, f"ANALYZE {table}")
+
     def time_in(self, value: datetime) -> Any:
         return value
 

@@ -208,25 +208,22 @@ async def _versions_at(
     # The newest version that began at or before the point: with a time bound the
     # (resource_id, valid_from_time, valid_from_position) index, else the primary key.
     if point.t is not None:
-        probe = (
-            "SELECT x.valid_from_position FROM proj_versions x WHERE x.resource_id = "
-            "r.resource_id AND x.valid_from_time <= ? AND x.valid_from_position <= ? "
-            "ORDER BY x.valid_from_time DESC, x.valid_from_position DESC LIMIT 1"
+        where = (
+            "x.resource_id = r.resource_id AND x.valid_from_time <= ? "
+            "AND x.valid_from_position <= ?"
         )
+        order = "x.valid_from_time DESC, x.valid_from_position DESC"
         args += [point.t, point.p]
     else:
-        probe = (
-            "SELECT x.valid_from_position FROM proj_versions x WHERE x.resource_id = "
-            "r.resource_id AND x.valid_from_position <= ? "
-            "ORDER BY x.valid_from_position DESC LIMIT 1"
-        )
+        where = "x.resource_id = r.resource_id AND x.valid_from_position <= ?"
+        order = "x.valid_from_position DESC"
         args.append(point.p)
     observed = await _has_observations(backend, conn)
     sql = (
         f"SELECT {_VERSION_FIELDS}, "
         + ("o.last_observed_at" if observed else "NULL")
-        + " FROM proj_resources r JOIN proj_versions v ON v.resource_id = r.resource_id "
-        f"AND v.valid_from_position = ({probe})"
+        + " FROM proj_resources r "
+        + backend.version_probe(where, order)
         + (" LEFT JOIN observations o ON o.resource_id = r.resource_id" if observed else "")
         + " WHERE r.first_position <= ?"
     )

@@ -338,6 +338,7 @@ async def rebuild(
                     done = out.last_position
                 for name, shadow in shadows.items():
                     await backend.swap(conn, TABLES[name], shadow)
+                    await backend.analyze(conn, TABLES[name])
                 await set_checkpoints(backend, conn, chosen, done)
             if progress is not None:
                 progress(done, done)
