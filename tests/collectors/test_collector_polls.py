@@ -7,6 +7,7 @@ fakepve's in-process API where the fake cannot do it through the API: migrate, b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from collector_helpers import not_tasks, read_events, summary
@@ -325,3 +326,28 @@ async def test_ha_state_pool_membership_and_snapshots_in_flight(
         ("lab/qemu/100", "config_changed"),
     }
     assert found[("lab/qemu/100", "config_changed")].keys() == {"digest"}
+
+
+async def test_a_poll_cut_off_midway_appends_nothing_and_the_next_appends_once(
+    store: EventStore, database_url: str, make_collector: CollectorFactory, served: ServedPve
+) -> None:
+    collector = make_collector()
+    await collector.sync("lab", deep=True)
+    head = await store.head()
+    served.pve.vm(101).config["cores"] = 12
+    served.pve.flaky_network(hang_rate=1.0, hang_secs=1)
+    cut = asyncio.create_task(collector.sync("lab", deep=True))
+    await asyncio.sleep(0.3)  # its requests are in flight: the process "dies" now
+    cut.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await cut
+    served.pve.flaky_network()
+    assert await store.head() == head
+    reopened = await open_store(database_url)
+    try:
+        for service in (make_collector(reopened), collector):
+            await service.sync("lab", deep=True)
+        events = not_tasks(await read_events(store, head))
+        assert summary(events) == [("lab/qemu/101", "config_changed")]
+    finally:
+        await reopened.close()
