@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from proxmoxer import ProxmoxAPI
 
 from collectors.config import ClusterConfig
+from collectors.observe import TASK_LIMIT
 from collectors.service import CollectorService
 from eventstore import EventStore, open_store
 
@@ -143,7 +144,7 @@ class Baseline:
             ]
         calls += [self.get("storage"), self.get("pools"), self.get("cluster/ha/resources")]
         calls += [self.get(f"nodes/{n}/storage") for n in nodes]
-        calls += [self.get(f"nodes/{n}/tasks") for n in nodes]
+        calls += [self.get(f"nodes/{n}/tasks", limit=TASK_LIMIT) for n in nodes]
         calls += [self.get(f"nodes/{n}/storage/local/content", content="backup") for n in nodes]
         await asyncio.gather(*calls)
         return 2 + len(calls)
