@@ -152,3 +152,22 @@ def test_every_command_has_help_with_examples(
     text = capsys.readouterr().out
     assert "examples:" in text
     assert f"  pvetrail {name}" in text
+
+
+def test_serve_refuses_a_public_address_without_tokens(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    monkeypatch.setenv("PVETRAIL_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("PVETRAIL_LISTEN", "0.0.0.0:8080")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code, _, err = run(capsys, "serve")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert code == 2
+    assert "refusing to listen on 0.0.0.0" in err
+    assert "no API tokens are configured" in err
