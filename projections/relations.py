@@ -32,6 +32,7 @@ EDGE_FIELDS = frozenset({"node", "pool", "ha_state", "vmid", "subtype", "volid",
 """Top-level state fields an edge depends on (besides disk and NIC config keys)."""
 
 
+@lru_cache(maxsize=4096)  # a handful of distinct field names, asked once per event
 def affects_edges(field: str) -> bool:
     """Whether a change of this state field can change the resource's edges."""
     if field in EDGE_FIELDS:
