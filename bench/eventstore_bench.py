@@ -153,9 +153,8 @@ async def bench_ours(url: str, args: argparse.Namespace, work: list[list[GuestSt
         latencies = []
         for _ in range(args.stream_reads):
             s = rng.randrange(args.streams)
-            until = (PAST_VERSION - 1) * args.streams + s + 1  # version 50's position
             t = time.perf_counter()
-            events = await store.read_stream(f"lab/qemu/{100 + s}", until_position=until)
+            events = await store.read_stream(f"lab/qemu/{100 + s}", until_version=PAST_VERSION)
             states = [_decode(e.data) for e in events]
             latencies.append(time.perf_counter() - t)
             assert len(states) == PAST_VERSION

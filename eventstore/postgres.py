@@ -395,6 +395,7 @@ class PostgresEventStore(EventStore):
         *,
         until_position: int | None = None,
         until_time: datetime | None = None,
+        until_version: int | None = None,
     ) -> list[RecordedEvent]:
         sql = _STREAM
         params: list[Any] = [stream_id]
@@ -406,6 +407,9 @@ class PostgresEventStore(EventStore):
         if until_time is not None:
             params.append(until_time)
             sql += f" AND observed_at <= ${len(params)}"
+        if until_version is not None:
+            params.append(until_version)
+            sql += f" AND version <= ${len(params)}"
         sql += " ORDER BY version"
 
         async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:

@@ -362,6 +362,7 @@ class SQLiteEventStore(EventStore):
         *,
         until_position: int | None = None,
         until_time: datetime | None = None,
+        until_version: int | None = None,
     ) -> list[RecordedEvent]:
         sql = _STREAM
         params: list[Any] = [stream_id]
@@ -373,6 +374,9 @@ class SQLiteEventStore(EventStore):
         if until_time is not None:
             sql += " AND observed_at <= ?"
             params.append(format_time(until_time))
+        if until_version is not None:
+            sql += " AND version <= ?"
+            params.append(until_version)
         sql += " ORDER BY version"
         rows = self._read_inline(sql, params)
         if rows is not None:

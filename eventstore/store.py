@@ -114,8 +114,10 @@ class EventStore(abc.ABC):
         *,
         until_position: int | None = None,
         until_time: datetime | None = None,
+        until_version: int | None = None,
     ) -> list[RecordedEvent]:
-        """One stream's events in version order, up to a position and/or an ``observed_at``."""
+        """One stream's events in version order, up to a position, an ``observed_at`` and/or a
+        version (each bound inclusive; the stream's index serves a version bound directly)."""
 
     @abc.abstractmethod
     async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:

@@ -72,6 +72,10 @@ async def test_read_stream_up_to_a_position_or_a_time(store: EventStore) -> None
     assert [e.version for e in await store.read_stream("vm", until_time=before)] == [1]
     both = await store.read_stream("vm", until_position=1, until_time=at)
     assert [e.version for e in both] == [1]
+    assert [e.version for e in await store.read_stream("vm", until_version=2)] == [1, 2]
+    assert [e.version for e in await store.read_stream("vm", until_version=0)] == []
+    mixed = await store.read_stream("vm", until_version=3, until_position=3)
+    assert [e.version for e in mixed] == [1, 2]
     assert await store.read_stream("missing") == []
 
 
