@@ -130,7 +130,8 @@ def _cursor_times(point: _Point, backend: Backend) -> tuple[str | None, str | No
 
 # -- versions at a point ---------------------------------------------------------------------
 _VERSION_FIELDS = (
-    "v.resource_id, v.valid_from_position, v.valid_to_time, v.valid_from_time, v.state, r.removed"
+    "v.resource_id, v.valid_from_position, v.valid_to_time, v.valid_from_time, v.state, "
+    "v.valid_to_position, v.ended_by_removal"
 )
 
 
@@ -198,11 +199,13 @@ async def _versions_at(
     ids: Sequence[str] | None = None,
     filters: _Filters | None = None,
     limit: int | None = None,
+    include_removed: bool = False,
 ) -> list[Any]:
     """The version of each resource that held at the point: one index probe per resource.
 
-    Rows: resource_id, valid_from_position, valid_to_time, valid_from_time, state, removed,
-    last_observed_at (None without the observations table).
+    Rows: resource_id, valid_from_position, valid_to_time, valid_from_time, state,
+    valid_to_position, ended_by_removal, last_observed_at (None without the observations
+    table). ``include_removed`` also gives the last version of resources removed by then.
     """
     args: list[Any] = []
     # The newest version that began at or before the point: with a time bound the
@@ -231,9 +234,10 @@ async def _versions_at(
     if point.t is not None:
         sql += " AND r.first_seen <= ?"
         args.append(point.t)
-    held, held_args = _still_held(point, "v.valid_to_position", "v.valid_to_time")
-    sql += held
-    args += held_args
+    if not include_removed:
+        held, held_args = _still_held(point, "v.valid_to_position", "v.valid_to_time")
+        sql += held
+        args += held_args
     if after is not None:
         sql += " AND r.resource_id > ?"
         args.append(after)
@@ -255,7 +259,11 @@ def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
     state = decode_state(row[4])
     rid = row[0]
     parts = rid.split("/")
-    last_observed = backend.time_or_none(row[6])
+    last_observed = backend.time_or_none(row[7])
+    # Only with include_removed can the version have ended (by a removal) within the point.
+    removed = bool(row[6]) and row[5] is not None and row[5] <= point.p
+    if removed and point.t is not None:
+        removed = row[2] <= point.t
     if last_observed is not None and point.at is not None and last_observed > point.at:
         last_observed = None  # the observations table knows only the latest one
     tags = state.get("tags") or []
@@ -278,7 +286,7 @@ def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
         observed_at=backend.time_out(row[3]),
         last_observed_at=last_observed,
         position=int(row[1]),
-        removed=False,
+        removed=removed,
         valid_until=backend.time_or_none(row[2]),
         pending=state.get("pending") or {},
         extra={k: v for k, v in state.items() if k not in _STANDARD},
@@ -299,12 +307,14 @@ async def inventory(
     q: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    include_removed: bool = False,
 ) -> InventoryPage:
     """The inventory as it was at ``at`` or ``position`` (default: now), filtered, by id.
 
     Each resource costs one index probe into the versions table, whatever the length of its
     history. Filters apply to the state at that time: ``tag`` is one tag, ``q`` a
-    case-insensitive substring of the id or name.
+    case-insensitive substring of the id or name. ``include_removed`` adds the resources
+    removed by then, with their last state and ``removed`` true.
     """
     _check_limit(limit)
     backend = backend_for(store)
@@ -318,7 +328,13 @@ async def inventory(
             point = await _resolve(backend, conn, at, position)
         filters = _Filters(type, node, status, tag, pool, q)
         rows = await _versions_at(
-            backend, conn, point, after=after, filters=filters, limit=limit + 1
+            backend,
+            conn,
+            point,
+            after=after,
+            filters=filters,
+            limit=limit + 1,
+            include_removed=include_removed,
         )
     items = [_resource(backend, row, point) for row in rows[:limit]]
     next_cursor = None

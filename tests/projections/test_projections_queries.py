@@ -330,3 +330,16 @@ async def test_relations(timeline: EventStore) -> None:
     assert DB not in {e.from_ for e in now.edges}
     with pytest.raises(NotFoundError):
         await relations(timeline, id="lab/qemu/999")
+
+
+async def test_removed_resources_are_marked_not_forgotten(timeline: EventStore) -> None:
+    then = {r.id: r for r in (await inventory(timeline, at=at(65), include_removed=True)).items}
+    assert then[DB].removed
+    assert then[DB].status == "stopped"  # its last state
+    assert then[DB].valid_until == at(60)
+    assert not then[WEB].removed
+    before = {r.id: r for r in (await inventory(timeline, at=at(55), include_removed=True)).items}
+    assert not before[DB].removed
+    now = await inventory(timeline, include_removed=True)
+    assert [(r.id, r.removed) for r in now.items] == [(DB, True), (WEB, False), (SNAP, False)]
+    assert (await inventory(timeline, position=2, include_removed=True)).items[0].removed is False
