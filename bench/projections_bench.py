@@ -157,6 +157,34 @@ class Workload:
                         observed_at=observed)  # fmt: skip
 
 
+async def versions_size(store: EventStore) -> int:
+    """Bytes of the versions projection (tables and indexes)."""
+    async with store.read_connection() as conn:
+        if store.dialect == "postgresql":
+            value = await conn.fetchval(
+                "SELECT pg_total_relation_size('proj_versions') "
+                "+ pg_total_relation_size('proj_configs')"
+            )
+            return int(value)
+        # the dbstat virtual table is not always compiled in: count pages per table instead
+        total = 0
+        names = ["proj_versions", "proj_configs"]
+        async with conn.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name IN (?, ?)", names
+        ) as cur:
+            objects = [row[0] for row in await cur.fetchall()]
+        try:
+            for name in objects:
+                async with conn.execute(
+                    "SELECT SUM(pgsize) FROM dbstat WHERE name = ?", (name,)
+                ) as cur:
+                    row = await cur.fetchone()
+                total += int(row[0] or 0) if row else 0
+        except Exception:  # no dbstat compiled in: report 0 rather than fail the run
+            return 0
+        return total
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -167,6 +195,7 @@ async def measure(store: EventStore, events: int, rng: random.Random) -> dict[st
     result = await rebuild(store)
     figures: dict[str, float] = {"rebuild_rate": result.rate, "rebuild_s": result.seconds}
     backend = backend_for(store)
+    figures["versions_mb"] = await versions_size(store) / 2**20
     last = T0 + timedelta(seconds=events / 10)
     span = (last - T0).total_seconds()
 

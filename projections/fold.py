@@ -37,8 +37,12 @@ from .relations import EdgeKey, affects_edges, edges_of
 PROJECTIONS = ("resources", "versions", "relations")
 """Projection names, each with its own checkpoint and tables."""
 
-TABLES = {"resources": "proj_resources", "versions": "proj_versions", "relations": "proj_edges"}
-"""The table each projection owns."""
+TABLES = {
+    "resources": ("proj_resources",),
+    "versions": ("proj_versions", "proj_configs"),
+    "relations": ("proj_edges",),
+}
+"""The tables each projection owns."""
 
 _state_encoder = msgspec.json.Encoder(order="sorted")
 _state_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -70,8 +74,8 @@ class Tracked:
     last_seen: Any = None
     edges: set[EdgeKey] | None = None
     """The edges of ``state`` when known (saves deriving them again at the next change)."""
-    row: tuple[Any, ...] | None = None
-    """``state``'s columns and JSON (``state_columns`` + ``encode_state``) when known."""
+    config_position: int = 0
+    """The ``proj_configs`` row (the position of the event that set it) of its config."""
 
 
 def encode_state(state: dict[str, Any]) -> str:
@@ -122,28 +126,30 @@ def state_columns(resource_id: str, state: dict[str, Any]) -> tuple[Any, ...]:
 
 def resource_row(t: Tracked) -> tuple[Any, ...]:
     """The ``proj_resources`` row of a tracked resource."""
-    if t.row is None:
-        t.row = (*state_columns(t.resource_id, t.state), encode_state(t.state))
     return (
         t.resource_id,
-        *t.row,
+        *state_columns(t.resource_id, t.state),
+        encode_state(t.state),
         1 if t.removed else 0,
         t.position,
         t.time,
         t.first_position,
         t.first_seen,
         t.last_seen,
+        t.config_position,
     )
 
 
 RESOURCE_COLUMNS = (
     "resource_id, cluster, type, node, vmid, name, status, tags, pool, lock, digest, state, "
-    "removed, position, observed_at, first_position, first_seen, last_seen"
+    "removed, position, observed_at, first_position, first_seen, last_seen, config_position"
 )
 VERSION_COLUMNS = (
     "resource_id, valid_from_position, valid_to_position, valid_from_time, valid_to_time, "
-    "cluster, type, node, vmid, name, status, tags, pool, lock, digest, state, ended_by_removal"
+    "cluster, type, node, vmid, name, status, tags, pool, lock, digest, state, config_position, "
+    "ended_by_removal"
 )
+CONFIG_COLUMNS = "position, resource_id, config"
 EDGE_COLUMNS = "from_id, rel, to_id, attrs, since_position, since_time, until_position, until_time"
 
 
@@ -158,6 +164,7 @@ def tracked_from_row(row: Any) -> Tracked:
         first_position=row[15],
         first_seen=row[16],
         last_seen=row[17],
+        config_position=row[18],
     )
 
 
@@ -168,6 +175,7 @@ class BatchOutput:
     resources: dict[str, Tracked] = field(default_factory=dict)
     version_inserts: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     version_closes: list[tuple[int, Any, int, str, int]] = field(default_factory=list)
+    config_inserts: list[tuple[int, str, str]] = field(default_factory=list)
     edge_inserts: list[list[Any]] = field(default_factory=list)
     open_edges: dict[EdgeKey, list[Any]] = field(default_factory=dict)
     edge_closes: list[tuple[int, Any, str, str, str, str]] = field(default_factory=list)
@@ -245,19 +253,33 @@ class Folder:
     ) -> None:
         rid = event.stream_id
         pos = event.position
-        columns: tuple[Any, ...] | None = None
         # versions: close the open one, open the new one
         if old is not None and alive:
             ended = 1 if new_state is None else 0
             pending = out.version_inserts.get((rid, old.position))
             if pending is not None:
-                pending[2], pending[4], pending[16] = pos, time, ended
+                pending[2], pending[4], pending[17] = pos, time, ended
             else:
                 out.version_closes.append((pos, time, ended, rid, old.position))
+        config_position = old.config_position if old is not None else 0
         if new_state is not None:
-            # computed once: the version row now, the resource row at the end of the batch
-            columns = (*state_columns(rid, new_state), encode_state(new_state))
-            row = [rid, pos, None, time, None, *columns, 0]  # 0: ended_by_removal
+            # A config row only when the config may have changed; versions refer to it.
+            if fields is None or any(f.startswith("config.") for f in fields):
+                config = new_state.get("config") or {}
+                out.config_inserts.append((pos, rid, encode_state(config)))
+                config_position = pos
+            rest = {k: v for k, v in new_state.items() if k != "config"}
+            row = [
+                rid,
+                pos,
+                None,
+                time,
+                None,
+                *state_columns(rid, new_state),
+                encode_state(rest),
+                config_position,
+                0,  # ended_by_removal
+            ]
             out.version_inserts[(rid, pos)] = row
         # relations: only when a field an edge depends on may have changed
         edges_changed = fields is None or any(affects_edges(f) for f in fields)
@@ -293,6 +315,6 @@ class Folder:
             old.last_seen = None
             tracked = old
         tracked.edges = after if edges_changed else tracked.edges
-        tracked.row = columns if new_state is not None else None
+        tracked.config_position = config_position
         self.cache[rid] = tracked
         out.resources[rid] = tracked

@@ -14,7 +14,7 @@ from .tables import CLOSE_EDGE, CLOSE_VERSION, UPSERT_RESOURCE
 
 _RESOURCE_TYPES = (
     "text[], text[], text[], text[], int[], text[], text[], text[], text[], text[], text[], "
-    "text[], int[], bigint[], timestamptz[], bigint[], timestamptz[], timestamptz[]"
+    "text[], int[], bigint[], timestamptz[], bigint[], timestamptz[], timestamptz[], bigint[]"
 )
 _UPDATES = ", ".join(
     f"{c} = excluded.{c}" for c in (n.strip() for n in RESOURCE_COLUMNS.split(",")[1:])

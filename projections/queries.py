@@ -131,7 +131,7 @@ def _cursor_times(point: _Point, backend: Backend) -> tuple[str | None, str | No
 # -- versions at a point ---------------------------------------------------------------------
 _VERSION_FIELDS = (
     "v.resource_id, v.valid_from_position, v.valid_to_time, v.valid_from_time, v.state, "
-    "v.valid_to_position, v.ended_by_removal"
+    "v.valid_to_position, v.ended_by_removal, c.config"
 )
 
 
@@ -203,9 +203,10 @@ async def _versions_at(
 ) -> list[Any]:
     """The version of each resource that held at the point: one index probe per resource.
 
-    Rows: resource_id, valid_from_position, valid_to_time, valid_from_time, state,
-    valid_to_position, ended_by_removal, last_observed_at (None without the observations
-    table). ``include_removed`` also gives the last version of resources removed by then.
+    Rows: resource_id, valid_from_position, valid_to_time, valid_from_time, state (without
+    config), valid_to_position, ended_by_removal, config, last_observed_at (None without the
+    observations table). ``include_removed`` also gives the last version of resources
+    removed by then.
     """
     args: list[Any] = []
     # The newest version that began at or before the point: with a time bound the
@@ -227,6 +228,7 @@ async def _versions_at(
         + ("o.last_observed_at" if observed else "NULL")
         + " FROM proj_resources r "
         + backend.version_probe(where, order)
+        + " JOIN proj_configs c ON c.position = v.config_position"
         + (" LEFT JOIN observations o ON o.resource_id = r.resource_id" if observed else "")
         + " WHERE r.first_position <= ?"
     )
@@ -255,11 +257,18 @@ async def _versions_at(
     return await backend.fetch(conn, sql, args)
 
 
-def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
+def _state(row: Any) -> dict[str, Any]:
+    """The whole state of a ``_versions_at`` row: its state and its config."""
     state = decode_state(row[4])
+    state["config"] = decode_state(row[7])
+    return state
+
+
+def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
+    state = _state(row)
     rid = row[0]
     parts = rid.split("/")
-    last_observed = backend.time_or_none(row[7])
+    last_observed = backend.time_or_none(row[8])
     # Only with include_removed can the version have ended (by a removal) within the point.
     removed = bool(row[6]) and row[5] is not None and row[5] <= point.p
     if removed and point.t is not None:
@@ -544,10 +553,10 @@ def _net_change(rid: str, before: Any, later: Any) -> NetChange | None:
     if before is None and later is None:
         return None  # created and removed within the window
     if before is None:
-        return NetChange(id=rid, change="created", changes=initial_changes(decode_state(later[4])))
+        return NetChange(id=rid, change="created", changes=initial_changes(_state(later)))
     if later is None:
         return NetChange(id=rid, change="removed", changes=[])
-    diff = diff_states(decode_state(before[4]), decode_state(later[4]))
+    diff = diff_states(_state(before), _state(later))
     return NetChange(id=rid, change="changed", changes=diff) if diff else None
 
 

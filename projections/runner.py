@@ -55,6 +55,9 @@ YIELD_EVERY = 1000
 
 _NO_LIMIT = 2**62
 
+LIVE = {table: table for tables in TABLES.values() for table in tables}
+"""Every projection table, written in place (the runner)."""
+
 
 def common_checkpoint(checkpoints: Mapping[str, int]) -> int:
     """The one checkpoint all projections share; they move together, else the runner stops."""
@@ -238,7 +241,7 @@ class ProjectionRunner:
                     self._checkpoint = current
                     return True
                 out, stopped = await fold_batch(
-                    self.backend, conn, events, self._cache, TABLES, load_from=TABLES["resources"]
+                    self.backend, conn, events, self._cache, LIVE, load_from="proj_resources"
                 )
                 if out.events:
                     await set_checkpoints(self.backend, conn, PROJECTIONS, out.last_position)
@@ -298,7 +301,7 @@ async def rebuild(
     chosen = _chosen(names)
     others = [n for n in PROJECTIONS if n not in chosen]
     backend = backend_for(store)
-    shadows = {n: TABLES[n] + SHADOW_SUFFIX for n in chosen}
+    shadows = {t: t + SHADOW_SUFFIX for n in chosen for t in TABLES[n]}
     started = time.perf_counter()
     async with store.named_lock(REBUILD_LOCK, wait=False) as held:
         if not held:
@@ -308,9 +311,9 @@ async def rebuild(
         try:
             async with store.transaction() as conn:
                 await backend.bulk_mode(conn, True)
-                for name, shadow in shadows.items():
+                for table, shadow in shadows.items():
                     await backend.drop_table(conn, shadow)
-                    await backend.create_like(conn, TABLES[name], shadow)
+                    await backend.create_like(conn, table, shadow)
             cache: dict[str, Tracked] = {}
             done = 0
             while True:
@@ -336,9 +339,9 @@ async def rebuild(
                     out = await _fold_shadow(events, cache)
                     await write_batch(backend, conn, out, shadows)
                     done = out.last_position
-                for name, shadow in shadows.items():
-                    await backend.swap(conn, TABLES[name], shadow)
-                    await backend.analyze(conn, TABLES[name])
+                for table, shadow in shadows.items():
+                    await backend.swap(conn, table, shadow)
+                    await backend.analyze(conn, table)
                 await set_checkpoints(backend, conn, chosen, done)
             if progress is not None:
                 progress(done, done)

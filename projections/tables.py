@@ -11,6 +11,7 @@ from typing import Any
 
 from .backend import Backend
 from .fold import (
+    CONFIG_COLUMNS,
     EDGE_COLUMNS,
     RESOURCE_COLUMNS,
     VERSION_COLUMNS,
@@ -29,14 +30,15 @@ HEAD = "SELECT COALESCE(MAX(position), 0) FROM events"
 RECORDED_AT = "SELECT recorded_at FROM events WHERE position = ?"
 
 UPSERT_RESOURCE = (
-    "INSERT INTO {t} (" + RESOURCE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "INSERT INTO {t} (" + RESOURCE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (resource_id) DO UPDATE SET cluster = excluded.cluster, "
     "type = excluded.type, node = excluded.node, vmid = excluded.vmid, name = excluded.name, "
     "status = excluded.status, tags = excluded.tags, pool = excluded.pool, "
     "lock = excluded.lock, digest = excluded.digest, state = excluded.state, "
     "removed = excluded.removed, position = excluded.position, "
     "observed_at = excluded.observed_at, first_position = excluded.first_position, "
-    "first_seen = excluded.first_seen, last_seen = excluded.last_seen"
+    "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+    "config_position = excluded.config_position"
 )
 CLOSE_VERSION = (
     "UPDATE {t} SET valid_to_position = ?, valid_to_time = ?, ended_by_removal = ? "
@@ -82,17 +84,19 @@ async def load_tracked(
 async def write_batch(
     backend: Backend, conn: Any, out: BatchOutput, tables: Mapping[str, str]
 ) -> None:
-    """Write a batch's rows into the tables of the projections named in ``tables``."""
-    if "resources" in tables:
+    """Write a batch's rows; ``tables`` maps each table to write (by its name in the
+    migration) to the table that receives its rows (itself, or a rebuild's shadow)."""
+    if "proj_resources" in tables:
         rows = [resource_row(t) for t in out.resources.values()]
-        await backend.update_many(conn, UPSERT_RESOURCE, tables["resources"], rows)
-    if "versions" in tables:
-        t = tables["versions"]
+        await backend.update_many(conn, UPSERT_RESOURCE, tables["proj_resources"], rows)
+    if "proj_versions" in tables:
+        t = tables["proj_versions"]
         await backend.update_many(conn, CLOSE_VERSION, t, out.version_closes)
         inserts = list(out.version_inserts.values())
         await backend.insert_many(conn, t, VERSION_COLUMNS, inserts)
-    if "relations" in tables:
-        t = tables["relations"]
+        await backend.insert_many(conn, tables["proj_configs"], CONFIG_COLUMNS, out.config_inserts)
+    if "proj_edges" in tables:
+        t = tables["proj_edges"]
         # Closes first: the open-edge unique index allows one open row per edge.
         await backend.update_many(conn, CLOSE_EDGE, t, out.edge_closes)
         await backend.insert_many(conn, t, EDGE_COLUMNS, out.edge_inserts)

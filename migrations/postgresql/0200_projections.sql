@@ -32,7 +32,8 @@ CREATE TABLE proj_resources (
     observed_at     TIMESTAMPTZ    NOT NULL,   -- effective time of its last change
     first_position  BIGINT NOT NULL,
     first_seen      TIMESTAMPTZ    NOT NULL,   -- observed_at of its first discovery
-    last_seen       TIMESTAMPTZ                -- when removed: the last observation that showed it
+    last_seen       TIMESTAMPTZ,                -- when removed: the last observation that showed it
+    config_position BIGINT NOT NULL    -- its config's row in proj_configs (versions)
 );
 
 -- Versions: each resource's successive states with the span (positions and effective times,
@@ -53,7 +54,8 @@ CREATE TABLE proj_versions (
     pool                 TEXT,
     lock                 TEXT,
     digest               TEXT,
-    state                TEXT    NOT NULL,
+    state                TEXT    NOT NULL,   -- the state without its config (see config_position)
+    config_position      BIGINT NOT NULL,   -- the proj_configs row of its config
     ended_by_removal     INTEGER NOT NULL,  -- 1: a removal ended it (no successor)
     PRIMARY KEY (resource_id, valid_from_position)
 );
@@ -61,6 +63,14 @@ CREATE INDEX proj_versions_at ON proj_versions (resource_id, valid_from_time, va
 CREATE INDEX proj_versions_from_time ON proj_versions (valid_from_time);
 -- Net change between two times: versions that began in the window, and removals in it.
 CREATE INDEX proj_versions_removed ON proj_versions (valid_to_time) WHERE ended_by_removal = 1;
+
+-- Configs, kept once per change of a resource's config (most events change no config):
+-- a version refers to the config in effect by the position of the event that set it.
+CREATE TABLE proj_configs (
+    position     BIGINT PRIMARY KEY,
+    resource_id  TEXT    NOT NULL,
+    config       TEXT    NOT NULL    -- JSON object, sorted keys
+);
 
 -- Relations: edges between resources, each with the span in which it held.
 CREATE TABLE proj_edges (

@@ -289,6 +289,7 @@ TABLE_KEYS = {
     "proj_resources": "resource_id",
     "proj_versions": "resource_id, valid_from_position",
     "proj_edges": "from_id, rel, to_id, attrs, since_position",
+    "proj_configs": "position",
     "projection_checkpoints": "name",
 }
 
