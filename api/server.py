@@ -20,7 +20,7 @@ from projections.runner import ProjectionRunner
 
 from .app import bound_port, create_app, run_site
 from .auth import check_listen, resolve_tokens
-from .config import Config, split_listen
+from .config import Config, ConfigError, split_listen
 
 log = logging.getLogger("pvetrail.serve")
 
@@ -57,7 +57,10 @@ async def serve(
             projections=ProjectionRunner(store),
             clusters=[c.name for c in config.clusters],
         )
-        runner = await run_site(app, host, port)
+        try:
+            runner = await run_site(app, host, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         try:
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{bound_port(runner)}"

@@ -171,3 +171,25 @@ def test_serve_refuses_a_public_address_without_tokens(
     assert code == 2
     assert "refusing to listen on 0.0.0.0" in err
     assert "no API tokens are configured" in err
+
+
+def test_serve_says_when_its_port_is_taken(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("PVETRAIL_DATABASE_URL", sqlite_url)
+        monkeypatch.setenv("PVETRAIL_LISTEN", f"127.0.0.1:{taken.getsockname()[1]}")
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        try:
+            code, _, err = run(capsys, "serve")
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+    assert code == 2
+    assert "cannot listen on 127.0.0.1" in err
