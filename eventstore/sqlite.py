@@ -123,6 +123,25 @@ def _translated(what: str) -> Iterator[None]:
         raise EventStoreError(f"{what}: {text}") from exc
 
 
+async def _take_file_lock(fd: int, *, wait: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; with ``wait``, retry until it is free.
+
+    Never blocks in a thread: a blocking ``flock`` in a worker thread cannot be cancelled, so
+    a cancelled waiter's thread would take the lock later and hold it forever. A non-blocking
+    attempt retried on the event loop (every 10 ms rising to 200 ms) is cancellable.
+    """
+    delay = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if not wait:
+                return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
     """Run a PRAGMA and finish its statement, so it holds no lock afterwards."""
     async with conn.execute(f"PRAGMA {pragma}") as cur:
@@ -487,14 +506,9 @@ class SQLiteEventStore(EventStore):
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
             handle = await asyncio.to_thread(open, f"{self.path}.lock-{safe}", "a+b")
             try:
-                if wait:
-                    await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
-                else:
-                    try:
-                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        yield False
-                        return
+                if not await _take_file_lock(handle.fileno(), wait=wait):
+                    yield False
+                    return
                 try:
                     yield True
                 finally:

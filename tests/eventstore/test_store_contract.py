@@ -291,6 +291,36 @@ async def test_named_lock_excludes_across_store_objects(
         await other.close()
 
 
+async def test_cancelled_lock_waiters_leave_nothing_blocked(
+    store: EventStore, database_url: str
+) -> None:
+    # Waiters that block in an uncancellable call (a worker thread in flock, say) would stay
+    # blocked after their cancellation and use up the default thread pool, stalling every
+    # later asyncio.to_thread of the process; and the lock must still go to the next taker.
+    other = await open_store(database_url)
+    try:
+        async with store.named_lock("poll:lab"):
+
+            async def wait_for_it() -> None:
+                async with other.named_lock("poll:lab"):
+                    pytest.fail("a cancelled waiter got the lock")
+
+            # One after another, as a poll whose caller gave up would: each one reaches the
+            # file lock (the in-process lock queues simultaneous ones before it).
+            for _ in range(12):
+                waiter = asyncio.create_task(wait_for_it())
+                await asyncio.sleep(0.05)
+                waiter.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiter
+            # The lock is still held here: nothing may be left waiting on it in a thread.
+            assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 2) == 42
+        async with other.named_lock("poll:lab", wait=False) as held:
+            assert held is True
+    finally:
+        await other.close()
+
+
 @pytest.mark.postgres
 async def test_unreachable_postgres_names_the_url_with_the_password_masked() -> None:
     url = "postgresql://pvetrail:s3cret-pw@127.0.0.1:1/pvetrail"
