@@ -234,8 +234,13 @@ async def _run_resync(services: Services, status: ResyncStatus, body: ResyncRequ
         status.status = "failed"
         status.error = f"{type(exc).__name__}: {exc}"
         return
-    status.status = "done"
-    status.events_appended = int(getattr(result, "events_appended", 0) or 0)
+    status.events_appended = result.events_appended
+    if result.ok:
+        status.status = "done"
+    else:
+        # Nothing could be observed (Proxmox unreachable, say): the resync did not happen.
+        status.status = "failed"
+        status.error = "; ".join(result.faults) or "the poll observed nothing"
 
 
 async def get_resync(request: web.Request) -> web.Response:

@@ -119,7 +119,7 @@ class ResyncAccepted(msgspec.Struct, kw_only=True):
     id: str
 
 
-class ResyncStatus(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ResyncStatus(msgspec.Struct, kw_only=True):
     """A resync's progress."""
 
     id: str
