@@ -14,7 +14,7 @@ Overhead = collector time / baseline time - 1 (medians). Peak memory is the whol
 process's peak RSS (collector, baseline client and interpreter; the fake runs elsewhere).
 
     .venv/bin/python bench/collector_bench.py [--guests 1000] [--nodes 3] [--repeat 5]
-        [--database-url sqlite:///tmp/bench.db | postgresql://...]
+        [--database-url sqlite:///bench.db | postgresql://...]
 """
 
 from __future__ import annotations
