@@ -11,9 +11,7 @@ strings, integers and null occur, so any JSON library that sorts keys reproduces
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
@@ -47,38 +45,6 @@ class _Canonical(msgspec.Struct, frozen=True):
     version: int
 
 
-def canonical_bytes(
-    *,
-    position: int,
-    stream_id: str,
-    version: int,
-    type: str,
-    schema_version: int,
-    observed_at: datetime,
-    observed_after: datetime | None,
-    recorded_at: datetime,
-    actor: Actor | None,
-    correlation_id: str | None,
-    data: bytes,
-    prev_hash: str,
-) -> bytes:
-    """The exact bytes the event's hash is taken over."""
-    return envelope_bytes(
-        position,
-        stream_id,
-        version,
-        type,
-        schema_version,
-        observed_at,
-        observed_after,
-        recorded_at,
-        actor,
-        correlation_id,
-        data,
-        prev_hash,
-    )
-
-
 def envelope_bytes(
     position: int,
     stream_id: str,
@@ -93,7 +59,7 @@ def envelope_bytes(
     data: bytes,
     prev_hash: str,
 ) -> bytes:
-    """:func:`canonical_bytes` with the fields given in ``RecordedEvent`` order (the hot path)."""
+    """The exact bytes an event's hash is taken over, fields in ``RecordedEvent`` order."""
     return _encoder.encode(
         _Canonical(
             None if actor is None else _CanonicalActor(actor.token, actor.upid, actor.user),
@@ -110,8 +76,3 @@ def envelope_bytes(
             version,
         )
     )
-
-
-def event_hash(**fields: Any) -> str:
-    """SHA-256 hex of :func:`canonical_bytes` for the given envelope fields."""
-    return hashlib.sha256(canonical_bytes(**fields)).hexdigest()
