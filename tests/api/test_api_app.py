@@ -22,7 +22,9 @@ from api.app import bound_port, create_app, run_site
 from api.auth import check_listen
 from api.config import ConfigError
 from api.logs import configure_logging
+from collectors.service import ClusterHealth
 from eventstore import open_store
+from projections.models import ProjectionLag
 
 PROBLEM = "application/problem+json"
 
@@ -266,3 +268,73 @@ async def test_openapi_document_lists_the_routes(server: Server) -> None:
 
 def test_t0_is_utc() -> None:
     assert T0.utcoffset() is not None
+
+
+class LaggingProjections:
+    """A projection runner (our own port) that reports a fixed lag."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def lag(self) -> ProjectionLag:
+        return ProjectionLag(head=12, checkpoint=10, seconds=self.seconds)
+
+
+class DownCollectors:
+    """A collector service (our own port) whose one cluster is down."""
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def sync(self, cluster: str, **_: object) -> None:
+        raise AssertionError("not called")
+
+    def health(self) -> dict[str, ClusterHealth]:
+        return {
+            "lab": ClusterHealth(
+                state="down",
+                last_error="connection refused",
+                consecutive_failures=3,
+                polls_total={"fast": 5, "deep": 1},
+                poll_errors_total={"connect": 3},
+                events_appended_total=42,
+                last_poll_duration_s={"fast": 0.25},
+            )
+        }
+
+
+async def test_readyz_reports_lag_and_clusters_and_a_pve_outage_is_not_503(
+    serve_app: ServerFactory,
+) -> None:
+    server = await serve_app(projections=LaggingProjections(3.0), collectors=DownCollectors())
+    status, body, _ = await server.get("/readyz")
+    assert status == 200, body
+    assert body["checks"]["projections"]["lag_seconds"] == 3.0
+    assert body["clusters"]["lab"]["state"] == "down"
+    assert body["clusters"]["lab"]["consecutive_failures"] == 3
+    status, text, _ = await server.get("/metrics")
+    assert 'pvetrail_polls_total{cluster="lab",kind="fast"} 5.0' in text
+    assert 'pvetrail_poll_errors_total{cluster="lab",kind="connect"} 3.0' in text
+    assert 'pvetrail_events_appended_total{cluster="lab"} 42.0' in text
+    assert 'pvetrail_collector_up{cluster="lab"} 0.0' in text
+    assert "pvetrail_projection_lag_events 2.0" in text
+    assert "pvetrail_projection_lag_seconds 3.0" in text
+
+
+async def test_readyz_is_503_when_projections_lag_over_30_seconds(
+    serve_app: ServerFactory,
+) -> None:
+    server = await serve_app(projections=LaggingProjections(45.0))
+    status, body, _ = await server.get("/readyz")
+    assert status == 503
+    assert body["checks"]["projections"]["ok"] is False
+    assert "45" in body["checks"]["projections"]["detail"]
