@@ -371,7 +371,15 @@ class Churn:
 async def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     os.makedirs(args.state_dir, exist_ok=True)
-    certfile, keyfile, _ = make_cert(args.state_dir, hosts=(args.host,))
+    try:
+        certfile, keyfile, _ = make_cert(args.state_dir, hosts=(args.host,))
+    except ModuleNotFoundError as exc:  # fakepve imports cryptography only here
+        print(
+            f"fakepve_launcher: {exc.name} is not installed; install the demo extra: "
+            "pip install 'pvetrail[demo]'",
+            file=sys.stderr,
+        )
+        sys.exit(3)
     pve = FakePve(user="root@pam", password=os.urandom(12).hex(), host=args.host, port=args.port)
     pve.time_scale = 0  # tasks finish before their request returns
     vmids = seed(pve, rng, args.guests)
