@@ -102,8 +102,15 @@ class Backend(abc.ABC):
         """Whether a table of that name is visible on this connection."""
 
     @abc.abstractmethod
-    async def create_like(self, conn: Any, table: str, shadow: str) -> None:
-        """Create an empty table ``shadow`` with ``table``'s columns, keys and indexes."""
+    async def create_like(self, conn: Any, table: str, shadow: str) -> list[str]:
+        """Create an empty table ``shadow`` with ``table``'s columns; returns the statements
+        that give it ``table``'s keys and indexes, to run once it is filled (building an
+        index from sorted rows once is far cheaper than keeping it up to date per row)."""
+
+    async def create_indexes(self, conn: Any, statements: Sequence[str]) -> None:
+        """Run what :meth:`create_like` returned (a rebuild, after filling its shadows)."""
+        for statement in statements:
+            await self.execute(conn, statement)
 
     async def drop_table(self, conn: Any, name: str) -> None:
         """Drop a table if it exists (a rebuild's leftover shadow)."""

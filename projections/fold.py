@@ -24,10 +24,10 @@ from collectors.events import (
     CREATES,
     ENDS,
     ConfigChanged,
+    FieldChange,
     ResourceEvent,
     TaskSeen,
     UnknownEventError,
-    apply_changes,
     decode,
 )
 
@@ -183,6 +183,31 @@ class BatchOutput:
     last_position: int = 0
 
 
+def carry_open(out: BatchOutput) -> tuple[BatchOutput, BatchOutput]:
+    """A rebuild's split of a folded batch: (the rows already closed, to write now; a fresh
+    output carrying the still-open versions and edges into the next batch).
+
+    Carried rows are closed in memory when their successor comes, so a rebuild only ever
+    inserts (no UPDATE, hence no index needed while it loads); the last batch writes what is
+    still open, and the resources.
+    """
+    closed = BatchOutput(
+        config_inserts=out.config_inserts,
+        edge_inserts=[row for row in out.edge_inserts if row[6] is not None],
+        events=out.events,
+        last_position=out.last_position,
+    )
+    carried = BatchOutput(edge_inserts=list(out.open_edges.values()), open_edges=out.open_edges)
+    for key, row in out.version_inserts.items():
+        if row[2] is None:
+            carried.version_inserts[key] = row
+        else:
+            closed.version_inserts[key] = row
+    assert not out.version_closes, "a rebuild closes its versions in memory"
+    assert not out.edge_closes, "a rebuild closes its edges in memory"
+    return closed, carried
+
+
 class Folder:
     """Applies events to tracked resources, writing the resulting rows into a BatchOutput.
 
@@ -214,6 +239,9 @@ class Folder:
         time = event.observed_at if old is None else max(event.observed_at, old.time)
         alive = old is not None and not old.removed
         old_state = old.state if old is not None and alive else None
+        # Without the old state (a creation, an end, a change of something not alive) the
+        # config and the edges may have changed; else only if a changed field says so.
+        config_changed = edges_changed = True
         if event.type in ENDS:
             if old is None or not alive:
                 return  # the end of something not alive changes nothing
@@ -223,14 +251,25 @@ class Folder:
             new_state = self._with_identity(rid, state)
         else:
             assert isinstance(payload, ResourceEvent)
-            base = old_state if old_state is not None else self._with_identity(rid, {})
-            new_state = apply_changes(base, payload.changes)
+            if old_state is not None:
+                assert old is not None
+                config_changed = edges_changed = False
+                for change in payload.changes:
+                    name = change.field
+                    if not config_changed and name.startswith("config."):
+                        config_changed = True
+                    if not edges_changed and affects_edges(name):
+                        edges_changed = True
+                if edges_changed and old.edges is None:
+                    old.edges = edges_of(rid, old_state)  # before the state changes in place
+                # In place: the tracked resource alone holds its state (its rows hold text).
+                new_state = old_state
+            else:
+                new_state = self._with_identity(rid, {})
+            _apply_in_place(new_state, payload.changes)
             if isinstance(payload, ConfigChanged) and payload.digest is not None:
                 new_state["digest"] = payload.digest
-        fields: list[str] | None = None
-        if isinstance(payload, ResourceEvent) and old_state is not None:
-            fields = [c.field for c in payload.changes]
-        self._write(event, out, old, old_state, new_state, time, alive, fields)
+        self._write(event, out, old, old_state, new_state, time, config_changed, edges_changed)
 
     @staticmethod
     def _with_identity(rid: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -248,11 +287,12 @@ class Folder:
         old_state: dict[str, Any] | None,
         new_state: dict[str, Any] | None,
         time: Any,
-        alive: bool,
-        fields: list[str] | None,
+        config_changed: bool,
+        edges_changed: bool,
     ) -> None:
         rid = event.stream_id
         pos = event.position
+        alive = old_state is not None
         # versions: close the open one, open the new one
         if old is not None and alive:
             ended = 1 if new_state is None else 0
@@ -264,40 +304,42 @@ class Folder:
         config_position = old.config_position if old is not None else 0
         if new_state is not None:
             # A config row only when the config may have changed; versions refer to it.
-            if fields is None or any(f.startswith("config.") for f in fields):
-                config = new_state.get("config") or {}
-                out.config_inserts.append((pos, rid, encode_state(config)))
+            config = new_state.pop("config", _ABSENT)
+            if config_changed:
+                text = encode_state(config or {}) if config is not _ABSENT else "{}"
+                out.config_inserts.append((pos, rid, text))
                 config_position = pos
-            rest = {k: v for k, v in new_state.items() if k != "config"}
-            row = [
+            rest = encode_state(new_state)  # the state without its config
+            if config is not _ABSENT:
+                new_state["config"] = config
+            out.version_inserts[(rid, pos)] = [
                 rid,
                 pos,
                 None,
                 time,
                 None,
                 *state_columns(rid, new_state),
-                encode_state(rest),
+                rest,
                 config_position,
                 0,  # ended_by_removal
             ]
-            out.version_inserts[(rid, pos)] = row
         # relations: only when a field an edge depends on may have changed
-        edges_changed = fields is None or any(affects_edges(f) for f in fields)
-        after: set[EdgeKey] = set()
+        after: set[EdgeKey] | None = None
         if edges_changed:
             known = old.edges if old is not None and alive else None
             before = known if known is not None else edges_of(rid, old_state)
             after = edges_of(rid, new_state)
-            for key in sorted(before - after):
-                open_row = out.open_edges.pop(key, None)
-                if open_row is not None:
-                    open_row[6], open_row[7] = pos, time
-                else:
-                    out.edge_closes.append((pos, time, *key))
-            for key in sorted(after - before):
-                edge = [*key, pos, time, None, None]
-                out.edge_inserts.append(edge)
-                out.open_edges[key] = edge
+            if before != after:
+                for key in sorted(before - after):
+                    open_row = out.open_edges.pop(key, None)
+                    if open_row is not None:
+                        open_row[6], open_row[7] = pos, time
+                    else:
+                        out.edge_closes.append((pos, time, *key))
+                for key in sorted(after - before):
+                    edge = [*key, pos, time, None, None]
+                    out.edge_inserts.append(edge)
+                    out.open_edges[key] = edge
         # current state
         if new_state is None:
             assert old is not None
@@ -310,11 +352,32 @@ class Folder:
             tracked = old
         elif old is None:
             tracked = Tracked(rid, new_state, False, pos, time, pos, time)
+            self.cache[rid] = tracked
         else:
             old.state, old.removed, old.position, old.time = new_state, False, pos, time
             old.last_seen = None
             tracked = old
-        tracked.edges = after if edges_changed else tracked.edges
+        if after is not None:
+            tracked.edges = after
         tracked.config_position = config_position
-        self.cache[rid] = tracked
         out.resources[rid] = tracked
+
+
+_ABSENT: Any = object()
+
+
+def _apply_in_place(state: dict[str, Any], changes: list[FieldChange]) -> None:
+    """:func:`collectors.events.apply_changes`, changing ``state`` itself (no copies)."""
+    for change in changes:
+        prefix, _, key = change.field.partition(".")
+        if key and (prefix == "config" or prefix == "pending"):
+            nested = state.get(prefix)
+            if type(nested) is not dict or not nested:
+                nested = dict(nested or {})
+                state[prefix] = nested
+            if change.new is None:
+                nested.pop(key, None)
+            else:
+                nested[key] = change.new
+        else:
+            state[change.field] = change.new

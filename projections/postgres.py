@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,18 @@ _RESOURCE_TYPES = (
 _UPDATES = ", ".join(
     f"{c} = excluded.{c}" for c in (n.strip() for n in RESOURCE_COLUMNS.split(",")[1:])
 )
+_PRIMARY_KEY = (
+    "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conrelid = to_regclass($1) AND contype = 'p'"
+)
+_INDEXES = (
+    "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+    "WHERE indrelid = to_regclass($1) AND NOT indisprimary ORDER BY indexrelid"
+)
+_INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ USING")
+BULK_SORT_MEMORY = "256MB"
+"""maintenance_work_mem while a rebuild builds its indexes."""
+
 SET_BASED = {
     # One statement per batch instead of one per row: arrays of each column, unnested.
     UPSERT_RESOURCE: (
@@ -114,9 +127,24 @@ class PostgresBackend(Backend):
         db: asyncpg.Connection = conn
         return bool(await db.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
 
-    async def create_like(self, conn: Any, table: str, shadow: str) -> None:
-        # LIKE ... INCLUDING ALL copies keys and indexes, choosing index names that are free.
-        await self.execute(conn, f"CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)")
+    async def create_like(self, conn: Any, table: str, shadow: str) -> list[str]:
+        # LIKE without its indexes (the primary key is one); they are built after the COPY.
+        await self.execute(
+            conn, f"CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)"
+        )
+        db: asyncpg.Connection = conn
+        later = [
+            f"ALTER TABLE {shadow} ADD {row[0]}" for row in await db.fetch(_PRIMARY_KEY, table)
+        ]
+        for row in await db.fetch(_INDEXES, table):
+            # Unnamed: PostgreSQL picks a name that is free (index names are per schema).
+            later.append(_INDEX_HEAD.sub(f"CREATE \\1INDEX ON {shadow} USING", row[0], count=1))
+        return later
+
+    async def create_indexes(self, conn: Any, statements: Sequence[str]) -> None:
+        # Index builds sort in maintenance_work_mem (64 MB by default): more spills less.
+        await self.execute(conn, f"SET LOCAL maintenance_work_mem = '{BULK_SORT_MEMORY}'")
+        await super().create_indexes(conn, statements)
 
     async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
         # FOR UPDATE orders the runner and a rebuild's swap: the later one sees the new value.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from eventstore import EventStore, EventStoreError, utcnow
 
 from .backend import Backend, backend_for
 from .errors import ProjectionStateError, ProjectionStoppedError
-from .fold import PROJECTIONS, TABLES, BatchOutput, Folder, RawEvent, Tracked
+from .fold import PROJECTIONS, TABLES, BatchOutput, Folder, RawEvent, Tracked, carry_open
 from .models import ProjectionLag, RebuildResult
 from .tables import (
     READ_CHECKPOINTS,
@@ -75,12 +76,13 @@ def common_checkpoint(checkpoints: Mapping[str, int]) -> int:
 
 
 async def fold_events(
-    events: Sequence[RawEvent], cache: dict[str, Tracked]
+    events: Sequence[RawEvent], cache: dict[str, Tracked], out: BatchOutput | None = None
 ) -> tuple[BatchOutput, ProjectionStoppedError | None]:
-    """Fold events in memory; returns the rows and, if an event could not be applied, the
-    error (the rows of the events before it are kept). Yields to the event loop now and then,
-    so a long batch does not stall the rest of the process."""
-    out = BatchOutput()
+    """Fold events in memory (into ``out``, e.g. a rebuild's carried rows, else a new
+    output); returns the rows and, if an event could not be applied, the error (the rows of
+    the events before it are kept). Yields to the event loop now and then, so a long batch
+    does not stall the rest of the process."""
+    out = BatchOutput() if out is None else out
     folder = Folder(cache)
     for index, event in enumerate(events):
         try:
@@ -309,12 +311,18 @@ async def rebuild(
         if others:
             await ProjectionRunner(store).catch_up()
         try:
+            later: list[str] = []
             async with store.transaction() as conn:
                 await backend.bulk_mode(conn, True)
                 for table, shadow in shadows.items():
                     await backend.drop_table(conn, shadow)
-                    await backend.create_like(conn, table, shadow)
+                    later += await backend.create_like(conn, table, shadow)
+            # While loading, the shadows get only rows already closed (open versions and edges
+            # are carried in memory until closed) and no resources (written once, at the end):
+            # inserts alone, into tables without indexes.
+            loading = {k: v for k, v in shadows.items() if k != "proj_resources"}
             cache: dict[str, Tracked] = {}
+            carried = BatchOutput()
             done = 0
             while True:
                 async with store.read_connection() as conn:
@@ -324,21 +332,26 @@ async def rebuild(
                     break
                 # Folded outside the transaction: the shadow tables are the rebuild's alone, and
                 # on SQLite the write lock is then held only while the rows are written.
-                out = await _fold_shadow(events, cache)
+                closed, carried = carry_open(await _fold_shadow(events, cache, carried))
                 async with store.transaction() as conn:
-                    await write_batch(backend, conn, out, shadows)
-                done = out.last_position
+                    await write_batch(backend, conn, closed, loading)
+                done = closed.last_position
                 if progress is not None:
                     progress(done, target)
+            async with store.transaction() as conn:
+                await backend.create_indexes(conn, later)
             async with store.transaction() as conn:
                 target = await _target(backend, conn, others, lock=True)
                 while done < target:
                     events = await read_events(backend, conn, done, target, batch_size)
                     if not events:
                         break
-                    out = await _fold_shadow(events, cache)
-                    await write_batch(backend, conn, out, shadows)
-                    done = out.last_position
+                    closed, carried = carry_open(await _fold_shadow(events, cache, carried))
+                    await write_batch(backend, conn, closed, loading)
+                    done = closed.last_position
+                # What is still open, and every resource's current row (in key order).
+                carried.resources = dict(sorted(cache.items()))
+                await write_batch(backend, conn, carried, shadows)
                 for table, shadow in shadows.items():
                     await backend.swap(conn, table, shadow)
                     await backend.analyze(conn, table)
@@ -369,8 +382,19 @@ async def _target(backend: Backend, conn: Any, others: Sequence[str], *, lock: b
     return await head(backend, conn)
 
 
-async def _fold_shadow(events: Sequence[RawEvent], cache: dict[str, Tracked]) -> BatchOutput:
-    out, stopped = await fold_events(events, cache)
+async def _fold_shadow(
+    events: Sequence[RawEvent], cache: dict[str, Tracked], carried: BatchOutput
+) -> BatchOutput:
+    # The collector would walk the whole cache and every row of the batch again and again
+    # (a third of the fold's time); the fold makes no reference cycles, so it waits until
+    # the batch is folded.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        out, stopped = await fold_events(events, cache, carried)
+    finally:
+        if enabled:
+            gc.enable()
     if stopped is not None:
         raise stopped
     return out

@@ -52,9 +52,11 @@ class SQLiteBackend(Backend):
         )
         return row is not None
 
-    async def create_like(self, conn: Any, table: str, shadow: str) -> None:
+    async def create_like(self, conn: Any, table: str, shadow: str) -> list[str]:
         # SQLite has no CREATE TABLE ... LIKE: copy the DDL the migration wrote. Index names
         # are global, so the copies get a fresh generation suffix (kept through the rename).
+        # Keys declared in the table's DDL come with it (the migration declares the big
+        # tables' keys as unique indexes, so that they too are built after the load).
         rows = await self.fetch(
             conn,
             "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
@@ -62,9 +64,10 @@ class SQLiteBackend(Backend):
             (table,),
         )
         generation = secrets.token_hex(4)
+        later: list[str] = []
         for kind, ddl in rows:
             if kind == "table":
-                ddl = _CREATE_TABLE.sub(f"CREATE TABLE {shadow}", ddl, count=1)
+                await self.execute(conn, _CREATE_TABLE.sub(f"CREATE TABLE {shadow}", ddl, count=1))
             elif kind == "index":
 
                 def rename(match: re.Match[str]) -> str:
@@ -72,15 +75,15 @@ class SQLiteBackend(Backend):
                     unique = match.group(1) or ""
                     return f"CREATE {unique}INDEX {base}__g{generation} ON {shadow}"
 
-                ddl = _CREATE_INDEX.sub(rename, ddl, count=1)
-            else:
-                continue
-            await self.execute(conn, ddl)
+                later.append(_CREATE_INDEX.sub(rename, ddl, count=1))
+        return later
 
     async def bulk_mode(self, conn: Any, on: bool) -> None:
-        # A rebuild inserts into index B-trees at random places: a page cache that holds them
-        # (256 MiB instead of SQLite's 2 MiB) saves reading pages back again and again.
+        # A rebuild's page cache (256 MiB instead of SQLite's 2 MiB) holds the B-trees it
+        # builds; its index builds sort in memory rather than in temporary files. Neither
+        # touches durability: journal and synchronous settings stay as the store set them.
         await self.execute(conn, f"PRAGMA cache_size = {BULK_CACHE_KIB if on else -2000}")
+        await self.execute(conn, f"PRAGMA temp_store = {'MEMORY' if on else 'DEFAULT'}")
 
     async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
         # BEGIN IMMEDIATE already holds the database's write lock.

@@ -56,9 +56,11 @@ CREATE TABLE proj_versions (
     digest               TEXT,
     state                TEXT    NOT NULL,   -- the state without its config (see config_position)
     config_position      INTEGER NOT NULL,   -- the proj_configs row of its config
-    ended_by_removal     INTEGER NOT NULL,  -- 1: a removal ended it (no successor)
-    PRIMARY KEY (resource_id, valid_from_position)
+    ended_by_removal     INTEGER NOT NULL   -- 1: a removal ended it (no successor)
 );
+-- The key as a unique index rather than a PRIMARY KEY clause: a rebuild fills a copy of the
+-- table first and builds its indexes afterwards, which a key inside the table's DDL prevents.
+CREATE UNIQUE INDEX proj_versions_key ON proj_versions (resource_id, valid_from_position);
 CREATE INDEX proj_versions_at ON proj_versions (resource_id, valid_from_time, valid_from_position);
 CREATE INDEX proj_versions_from_time ON proj_versions (valid_from_time);
 -- Net change between two times: versions that began in the window, and removals in it.
@@ -81,9 +83,9 @@ CREATE TABLE proj_edges (
     since_position  INTEGER NOT NULL,
     since_time      TEXT    NOT NULL,
     until_position  INTEGER,            -- NULL: still holds
-    until_time      TEXT,
-    PRIMARY KEY (from_id, rel, to_id, attrs, since_position)
+    until_time      TEXT
 );
+CREATE UNIQUE INDEX proj_edges_key ON proj_edges (from_id, rel, to_id, attrs, since_position);
 CREATE UNIQUE INDEX proj_edges_open ON proj_edges (from_id, rel, to_id, attrs)
     WHERE until_position IS NULL;
 CREATE INDEX proj_edges_from_at ON proj_edges (from_id, since_time);
