@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -192,13 +193,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def run_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving ``app`` on ``host:port`` (port 0: one the system picks); returns the runner."""
+    """Start serving ``app`` on ``host:port`` (port 0: one the system picks); returns the runner.
+
+    The socket is bound first, so an address in use fails before the app starts its services
+    (collectors and projection runner are never started only to be stopped at once).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=1024)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
-        await site.start()
-    except OSError:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
         await runner.cleanup()
         raise
     return runner
