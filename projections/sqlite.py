@@ -26,6 +26,14 @@ class SQLiteBackend(Backend):
 
     dialect = "sqlite"
 
+    def version_probe(self, where: str, order: str) -> str:
+        # The probe's index holds each row's rowid: join on it directly rather than on the
+        # (resource_id, valid_from_position) key, which costs a second index descent each.
+        return (
+            "JOIN proj_versions v ON v.rowid = "
+            f"(SELECT x.rowid FROM proj_versions x WHERE {where} ORDER BY {order} LIMIT 1)"
+        )
+
     def time_in(self, value: datetime) -> Any:
         return format_time(value)
 
