@@ -41,6 +41,14 @@ def affects_edges(field: str) -> bool:
     return prefix == "config" and bool(_DISK_KEY.match(key) or _NET_KEY.match(key))
 
 
+@lru_cache(maxsize=4096)  # config key names repeat across every guest and version
+def _key_kind(key: str) -> int:
+    """1 for a disk or mount-point key, 2 for a NIC key, else 0."""
+    if _DISK_KEY.match(key):
+        return 1
+    return 2 if _NET_KEY.match(key) else 0
+
+
 def property_items(value: str) -> tuple[str, dict[str, str]]:
     """A property string's default item (the first one without ``=``) and its keyed items."""
     default = ""
@@ -139,13 +147,14 @@ def edges_of(resource_id: str, state: dict[str, Any] | None) -> set[EdgeKey]:
         config = state.get("config") or {}
         storages: dict[str, tuple[list[str], list[str]]] = {}
         for key in sorted(config):
-            if _DISK_KEY.match(key):
+            kind_of_key = _key_kind(key)
+            if kind_of_key == 1:
                 used = disk_storage(config[key])
                 if used is not None and node:
                     keys, volumes = storages.setdefault(used[0], ([], []))
                     keys.append(key)
                     volumes.append(used[1])
-            elif _NET_KEY.match(key):
+            elif kind_of_key == 2:
                 nic = nic_bridge(config[key])
                 if nic is not None and node:
                     attrs = _attrs({"key": key, "tag": nic[1]})
