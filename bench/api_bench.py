@@ -34,6 +34,7 @@ import contextlib
 import os
 import random
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -323,7 +324,9 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--cache-dir", default="/tmp/pvetrail-api-bench")
+    parser.add_argument(
+        "--cache-dir", default=os.path.join(tempfile.gettempdir(), "pvetrail-api-bench")
+    )
     parser.add_argument(
         "--phases",
         nargs="+",
