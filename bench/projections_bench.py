@@ -273,6 +273,9 @@ async def run_backend(url: str, sizes: list[int]) -> list[tuple[int, dict[str, f
             results.append((size, figures))
             print(f"  {size}: " + ", ".join(f"{k}={v:,.3f}" for k, v in figures.items()),
                   flush=True)  # fmt: skip
+            # The machine's load says how far these figures can be trusted on shared cores.
+            load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+            print(f"  load average (1, 5, 15 min): {load}", flush=True)
     finally:
         await store.close()
     return results
