@@ -29,7 +29,6 @@ import random
 import signal
 import ssl
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -421,18 +420,29 @@ async def run(args: argparse.Namespace) -> None:
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     """Stop when standard input closes: the demo that started us has gone.
 
-    A daemon thread, so a read still blocked when we stop for another reason holds nothing up.
+    Watched by the event loop on the raw descriptor, not by a thread: a thread blocked in a
+    buffered read holds stdin's lock, and interpreter shutdown then aborts with a fatal error.
     """
     if sys.stdin is None or sys.stdin.isatty():
         return
+    fd = sys.stdin.fileno()
 
-    def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read1(4096):
-                pass  # nothing is ever sent; anything that is, is dropped
-        loop.call_soon_threadsafe(stop.set)
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)  # nothing is ever sent; anything that is, is dropped
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
 
-    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+    try:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable)
+    except (OSError, ValueError):
+        return  # not a pipe (a file, /dev/null): nothing to watch
 
 
 def main() -> None:

@@ -120,6 +120,9 @@ async def test_demo_fills_inventory_and_history_and_stops_on_sigint(tmp_path: Pa
     stderr = (await process.stderr.read()).decode() if process.stderr else ""
     assert code == 0, stderr
     assert "pvetrail demo: stopped" in stdout
+    # The simulator shares our stderr: it too must stop without a crash or a traceback.
+    assert "Fatal Python error" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr
     # The simulator is gone with it, and its temporary folder too.
     assert not Path(churn_log.group(1)).parent.exists()
     context = ssl.create_default_context()
