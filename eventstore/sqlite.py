@@ -303,6 +303,17 @@ class SQLiteEventStore(EventStore):
                 raise
         return rows if len(rows) <= INLINE_ROWS else None
 
+    async def read_small(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """All rows of a short, indexed read (a statement without its own LIMIT): on the
+        event loop's thread when it returns few rows and the database is not busy, else on a
+        reader's worker thread. For the read side's per-request lookups, where the hop to a
+        thread and back costs more than the read and contends for the GIL under load."""
+        rows = self._read_inline(sql, params)
+        if rows is not None:
+            return rows
+        async with self.read_connection() as conn:
+            return await _on_thread(conn, _fetch, sql, params)
+
     # -- migrations ----------------------------------------------------------------------
     async def migrate(self) -> MigrationStatus:
         """Apply pending migration files, each in its own ``BEGIN IMMEDIATE`` transaction."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,12 @@ class Backend(abc.ABC):
 
     def _convert(self, text: str) -> str:
         return text
+
+    def short_reads(self, store: EventStore) -> AbstractAsyncContextManager[Any]:
+        """The connection for a request made of a few short, indexed reads (one resource at
+        a point): by default one of the store's readers; a backend may answer such reads more
+        cheaply. Only :meth:`fetch` and :meth:`fetchone` run on it."""
+        return store.read_connection()
 
     def version_probe(self, where: str, order: str) -> str:
         """The FROM-clause part that joins each ``proj_resources r`` row to its one version

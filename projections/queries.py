@@ -1,7 +1,8 @@
 """The read side: answers about any time or position, as indexed lookups on the projections.
 
-Every function takes the store first and reads through ``store.read_connection()``; the SQL is
-written once with ``?`` placeholders and run through the store's backend
+Every function takes the store first and reads through ``store.read_connection()`` (one
+resource through the backend's ``short_reads``, which SQLite runs on the loop's thread); the
+SQL is written once with ``?`` placeholders and run through the store's backend
 (:mod:`projections.backend`). Time semantics follow CONTRACT.md "What the answers mean" and
 the fold's effective times (:mod:`projections.fold`): a change counts from its ``observed_at``;
 ``since``/``until`` select ``(since, until]``; before the first event the inventory is empty; a
@@ -363,7 +364,8 @@ async def resource_at(
     """One resource as it was then; :class:`NotFoundError` (with ``first_seen`` and
     ``last_seen`` when it existed at other times) if it did not exist then."""
     backend = backend_for(store)
-    async with store.read_connection() as conn:
+    # A few indexed reads of one resource: the backend's cheapest way to run them.
+    async with backend.short_reads(store) as conn:
         point = await _resolve(backend, conn, at, position)
         rows = await _versions_at(backend, conn, point, ids=[resource_id])
         if rows:

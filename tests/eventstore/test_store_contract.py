@@ -21,6 +21,7 @@ from eventstore import (
     EventStoreError,
     open_store,
 )
+from eventstore.sqlite import SQLiteEventStore
 
 
 async def test_positions_are_gap_free_and_versions_count_per_stream(store: EventStore) -> None:
@@ -425,3 +426,20 @@ async def test_a_long_stream_reads_whole(store: EventStore) -> None:
     assert len(await store.read_stream("long", until_position=257)) == 257
     assert len(await store.read_stream("long", until_position=256)) == 256
     assert [e.stream_id for e in await store.read_stream("short")] == ["short"]
+
+
+async def test_sqlite_small_reads_are_whole_on_either_thread(tmp_path: object) -> None:
+    """A short read runs on the loop's thread; a longer one falls back to a reader, whole."""
+    store = await open_store(f"sqlite:///{tmp_path}/small.db")
+    try:
+        await store.migrate()
+        await store.append([new_event("long", n) for n in range(300)])
+        assert isinstance(store, SQLiteEventStore)
+        sql = "SELECT version FROM events WHERE stream_id = ? AND version <= ? ORDER BY version"
+        for count in (0, 1, 256, 257, 300):
+            rows = await store.read_small(sql, ("long", count))
+            assert [r[0] for r in rows] == list(range(1, count + 1))
+        with pytest.raises(EventStoreError):
+            await store.read_small("SELECT nothing FROM no_such_table")
+    finally:
+        await store.close()
