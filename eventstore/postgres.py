@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -117,13 +117,27 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _row_to_event(row: Any) -> RecordedEvent:
-    # Positional: the hot path of every read. asyncpg already gives aware UTC datetimes.
-    actor = row[8]
-    if actor is None:
-        return RecordedEvent(*row)
-    fields = (*row[:8], _actor_decoder.decode(actor), *row[9:])
-    return RecordedEvent(*fields)
+def _rows_to_events(rows: Iterable[Any]) -> list[RecordedEvent]:
+    """Build the events of a batch of records: the hot path of every read.
+
+    Positional construction (asyncpg already gives aware UTC datetimes), and each distinct
+    actor JSON is decoded once per batch (the events of one task share it); ``Actor`` is
+    frozen, so sharing one instance changes no result.
+    """
+    actors: dict[str, Actor] = {}
+    events: list[RecordedEvent] = []
+    add = events.append
+    for row in rows:
+        actor_json = row[8]
+        if actor_json is None:
+            add(RecordedEvent(*row))
+            continue
+        actor = actors.get(actor_json)
+        if actor is None:
+            actor = actors[actor_json] = _actor_decoder.decode(actor_json)
+        fields = (*row[:8], actor, *row[9:])
+        add(RecordedEvent(*fields))
+    return events
 
 
 def _event_to_record(e: RecordedEvent) -> tuple[Any, ...]:
@@ -385,7 +399,7 @@ class PostgresEventStore(EventStore):
 
     async def read_batch(self, after: int, limit: int) -> list[RecordedEvent]:
         async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:
-            return [_row_to_event(r) for r in await conn.fetch(_BATCH, after, limit)]
+            return _rows_to_events(await conn.fetch(_BATCH, after, limit))
 
         return await self._run("read", work)
 
@@ -413,7 +427,7 @@ class PostgresEventStore(EventStore):
         sql += " ORDER BY version"
 
         async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:
-            return [_row_to_event(r) for r in await conn.fetch(sql, *params)]
+            return _rows_to_events(await conn.fetch(sql, *params))
 
         return await self._run("read stream", work)
 

@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -64,25 +64,67 @@ _actor_encoder = msgspec.json.Encoder(order="sorted")
 _ids_encoder = msgspec.json.Encoder()
 
 
-def _row_to_event(row: Any) -> RecordedEvent:
-    # Positional: the hot path of every read (a full read builds one per event).
-    actor = row[8]
-    after = row[6]
-    return RecordedEvent(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        parse_time(row[5]),
-        None if after is None else parse_time(after),
-        parse_time(row[7]),
-        None if actor is None else _actor_decoder.decode(actor),
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-    )
+def _rows_to_events(rows: Iterable[Any]) -> list[RecordedEvent]:
+    """Build the events of a batch of rows: the hot path of every read.
+
+    Positional construction, and each distinct time text and actor JSON is decoded once per
+    batch: one poll's events share ``observed_at`` and one append's share ``recorded_at``, so
+    a full read otherwise parses the same few texts over and over. The shared values are
+    immutable (aware datetimes, frozen ``Actor``s), so sharing them changes no result.
+    """
+    times: dict[str, datetime] = {}
+    actors: dict[str, Actor] = {}
+    events: list[RecordedEvent] = []
+    add = events.append
+    for (
+        position,
+        stream_id,
+        version,
+        type_,
+        schema_version,
+        observed_text,
+        after_text,
+        recorded_text,
+        actor_json,
+        correlation_id,
+        data,
+        prev_hash,
+        digest,
+    ) in rows:
+        observed = times.get(observed_text)
+        if observed is None:
+            observed = times[observed_text] = parse_time(observed_text)
+        recorded = times.get(recorded_text)
+        if recorded is None:
+            recorded = times[recorded_text] = parse_time(recorded_text)
+        after = None
+        if after_text is not None:
+            after = times.get(after_text)
+            if after is None:
+                after = times[after_text] = parse_time(after_text)
+        actor = None
+        if actor_json is not None:
+            actor = actors.get(actor_json)
+            if actor is None:
+                actor = actors[actor_json] = _actor_decoder.decode(actor_json)
+        add(
+            RecordedEvent(
+                position,
+                stream_id,
+                version,
+                type_,
+                schema_version,
+                observed,
+                after,
+                recorded,
+                actor,
+                correlation_id,
+                data,
+                prev_hash,
+                digest,
+            )
+        )
+    return events
 
 
 def _event_to_row(e: RecordedEvent) -> tuple[Any, ...]:
@@ -174,7 +216,7 @@ def _fetch(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any
 
 
 def _fetch_events(raw: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
-    return [_row_to_event(row) for row in raw.execute(sql, params)]
+    return _rows_to_events(raw.execute(sql, params))
 
 
 def _versions(raw: sqlite3.Connection, stream_ids: set[str]) -> dict[str, int]:
@@ -410,7 +452,7 @@ class SQLiteEventStore(EventStore):
         sql += " ORDER BY version"
         rows = self._read_inline(sql, params)
         if rows is not None:
-            return [_row_to_event(row) for row in rows]
+            return _rows_to_events(rows)
         async with self.read_connection() as conn:  # a long stream: on a worker thread
             return await _on_thread(conn, _fetch_events, sql, params)
 
