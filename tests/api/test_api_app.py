@@ -8,15 +8,6 @@ import logging
 
 import aiohttp
 import pytest
-from conftest import (
-    OPERATOR_SECRET,
-    READER_SECRET,
-    T0,
-    TOKENS,
-    Server,
-    ServerFactory,
-    append_events,
-)
 
 from api.app import bound_port, create_app, run_site
 from api.auth import check_listen
@@ -25,6 +16,15 @@ from api.logs import configure_logging
 from collectors.service import ClusterHealth
 from eventstore import open_store
 from projections.models import ProjectionLag
+from tests.api.conftest import (
+    OPERATOR_SECRET,
+    READER_SECRET,
+    T0,
+    TOKENS,
+    Server,
+    ServerFactory,
+    append_events,
+)
 
 PROBLEM = "application/problem+json"
 

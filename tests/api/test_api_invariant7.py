@@ -12,11 +12,11 @@ import io
 from typing import Any
 
 import pytest
-from conftest import OPERATOR_SECRET, READER_SECRET, TOKENS, ServerFactory
 
 from api.app import CollectorsPort
 from collectors.service import CollectorService
 from eventstore import EventStore
+from tests.api.conftest import OPERATOR_SECRET, READER_SECRET, TOKENS, ServerFactory
 from tests.collectors.conftest import operator, pve_pki, served  # noqa: F401 - fixtures
 from tests.pve import ServedPve
 

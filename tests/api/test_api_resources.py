@@ -6,9 +6,9 @@ from urllib.parse import quote
 
 import pytest
 from api_helpers import DB, WEB, iso, seed_history
-from conftest import Server, ServerFactory
 
 from eventstore import EventStore
+from tests.api.conftest import Server, ServerFactory
 
 PROBLEM = "application/problem+json"
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import OPERATOR_SECRET, TOKENS, ServerFactory
-
 from api.auth import Token
 from collectors.config import ClusterConfig
 from collectors.service import CollectorService
 from eventstore import EventStore
+from tests.api.conftest import OPERATOR_SECRET, TOKENS, ServerFactory
 
 
 def _unreachable_cluster() -> ClusterConfig:

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import schemathesis
 from api_helpers import seed_history
-from conftest import OPERATOR_SECRET, TOKENS
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from api.app import bound_port, create_app, run_site
 from eventstore import open_store
+from tests.api.conftest import OPERATOR_SECRET, TOKENS
 
 
 class ThreadServer:

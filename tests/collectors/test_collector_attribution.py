@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from collector_helpers import not_tasks, read_events
-from conftest import CollectorFactory
 from proxmoxer import ProxmoxAPI
 
 from eventstore import EventStore
+from tests.collectors.conftest import CollectorFactory
 from tests.pve import HOST, ServedPve
 
 

@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 from collector_helpers import not_tasks, read_events, summary
-from conftest import CollectorFactory
 
 from collectors import observations
 from collectors.config import ClusterConfig
 from collectors.service import CollectorService
 from eventstore import EventStore
+from tests.collectors.conftest import CollectorFactory
 from tests.pve import TOKEN_ID, ServedPve, env_with
 
 BACKUP = "lab/backup/local/backup/vzdump-qemu-100-2026_11_01-00_00_01.vma.zst"

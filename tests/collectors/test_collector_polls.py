@@ -11,11 +11,11 @@ import contextlib
 from typing import Any
 
 from collector_helpers import not_tasks, read_events, summary
-from conftest import CollectorFactory
 
 from collectors import observations
 from collectors.state import Known
 from eventstore import EventStore, open_store
+from tests.collectors.conftest import CollectorFactory
 from tests.pve import ServedPve
 
 GUESTS = ("lab/qemu/100", "lab/qemu/101", "lab/lxc/200")

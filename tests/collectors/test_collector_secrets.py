@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from collector_helpers import not_tasks, read_events
-from conftest import CollectorFactory
 
 from collectors import secrets
 from collectors.observe import Observation
 from collectors.state import Known, diff
 from eventstore import EventStore, open_store
+from tests.collectors.conftest import CollectorFactory
 from tests.pve import ServedPve
 
 PLAINTEXTS = ("hunter2-plaintext", "rotated-plaintext", "pbs-plaintext-secret", "mount-plaintext")

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from collector_helpers import not_tasks, read_events, summary, until
-from conftest import CollectorFactory
 
 from api.cli import main as cli_main
 from collectors.client import CollectorError, UnknownClusterError
 from eventstore import EventStore
+from tests.collectors.conftest import CollectorFactory
 from tests.pve import TOKEN_ENV, ServedPve
 
 
