@@ -20,7 +20,6 @@ from eventstore import RecordedEvent
 from .app import SERVICES, Services
 from .errors import BadParameterError, NotFoundError, UnprocessableError
 from .models import (
-    ActorOut,
     Alive,
     Check,
     ClusterState,
@@ -145,7 +144,6 @@ async def openapi(request: web.Request) -> web.Response:
 # -- the log -------------------------------------------------------------------------------
 def event_out(event: RecordedEvent) -> EventOut:
     """An event as the API shows it; the payload passes through as the JSON the log keeps."""
-    actor = event.actor
     return EventOut(
         position=event.position,
         stream_id=event.stream_id,
@@ -155,7 +153,7 @@ def event_out(event: RecordedEvent) -> EventOut:
         observed_at=event.observed_at,
         observed_after=event.observed_after,
         recorded_at=event.recorded_at,
-        actor=ActorOut(user=actor.user, token=actor.token, upid=actor.upid) if actor else None,
+        actor=event.actor,
         correlation_id=event.correlation_id,
         data=msgspec.Raw(event.data),
         prev_hash=event.prev_hash,

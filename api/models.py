@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from eventstore import Actor
+
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     """An error, as RFC 9457 ``application/problem+json``."""
@@ -29,14 +31,6 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     ] = None
 
 
-class ActorOut(msgspec.Struct, kw_only=True):
-    """Who caused a change, as far as the Proxmox task log says."""
-
-    user: str | None = None
-    token: str | None = None
-    upid: str | None = None
-
-
 class EventOut(msgspec.Struct, kw_only=True):
     """One event of the log, as ``GET /events`` lists it."""
 
@@ -48,7 +42,7 @@ class EventOut(msgspec.Struct, kw_only=True):
     observed_at: datetime
     observed_after: datetime | None
     recorded_at: datetime
-    actor: ActorOut | None
+    actor: Actor | None
     correlation_id: str | None
     data: Annotated[Any, msgspec.Meta(description="the payload, as JSON")]
     prev_hash: str

@@ -16,7 +16,7 @@ from typing import Any
 from collectors.events import ConfigChanged, Discovered, FieldChange, Migrated, Removed
 from eventstore import Actor, EventStore
 from projections.runner import ProjectionRunner
-from tests.projections.projection_helpers import T0, at, new
+from tests.projections.projection_helpers import T0, at, guest_state, new
 
 __all__ = ["T0", "at", "new"]
 
@@ -32,29 +32,16 @@ def iso(seconds: float) -> str:
 
 
 def guest(rid: str, name: str, **fields: Any) -> dict[str, Any]:
-    cluster, kind, vmid = rid.split("/")
-    state: dict[str, Any] = {
-        "id": rid,
-        "cluster": cluster,
-        "type": kind,
-        "node": "pve1",
-        "vmid": int(vmid),
+    """A guest's whole state: two disks' worth of config, a VLAN-tagged NIC, digest d1."""
+    vmid = rid.rsplit("/", 1)[1]
+    config = {
         "name": name,
-        "status": "running",
-        "tags": [],
-        "pool": None,
-        "lock": None,
-        "config": {
-            "name": name,
-            "memory": "2048",
-            "cores": 2,
-            "scsi0": f"local-lvm:vm-{vmid}-disk-0,size=32G",
-            "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20",
-        },
-        "digest": "d1",
+        "memory": "2048",
+        "cores": 2,
+        "scsi0": f"local-lvm:vm-{vmid}-disk-0,size=32G",
+        "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20",
     }
-    state.update(fields)
-    return state
+    return guest_state(rid, **{"name": name, "config": config, "digest": "d1", **fields})
 
 
 def node(name: str) -> dict[str, Any]:
