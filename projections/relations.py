@@ -41,12 +41,18 @@ def affects_edges(field: str) -> bool:
     return prefix == "config" and bool(_DISK_KEY.match(key) or _NET_KEY.match(key))
 
 
-@lru_cache(maxsize=4096)  # config key names repeat across every guest and version
+_KINDS: dict[str, int] = {}
+"""Config key name -> :func:`_key_kind` (key names repeat across every guest and version)."""
+
+
 def _key_kind(key: str) -> int:
-    """1 for a disk or mount-point key, 2 for a NIC key, else 0."""
-    if _DISK_KEY.match(key):
-        return 1
-    return 2 if _NET_KEY.match(key) else 0
+    """1 for a disk or mount-point key, 2 for a NIC key, else 0 (remembered in ``_KINDS``)."""
+    found = _KINDS.get(key)
+    if found is None:
+        found = 1 if _DISK_KEY.match(key) else 2 if _NET_KEY.match(key) else 0
+        if len(_KINDS) < 4096:
+            _KINDS[key] = found
+    return found
 
 
 def property_items(value: str) -> tuple[str, dict[str, str]]:
@@ -105,6 +111,11 @@ def _attrs(value: dict[str, Any]) -> str:
     return _encoder.encode(value).decode()
 
 
+@lru_cache(maxsize=4096)
+def _nic_attrs(key: str, tag: int | str | None) -> str:
+    return _attrs({"key": key, "tag": tag})
+
+
 def _guest_of_backup(resource_id: str, state: dict[str, Any]) -> str | None:
     cluster = state.get("cluster") or resource_id.split("/", 1)[0]
     vmid = state.get("vmid")
@@ -146,18 +157,26 @@ def edges_of(resource_id: str, state: dict[str, Any] | None) -> set[EdgeKey]:
             edges.add((resource_id, "ha_managed", f"{cluster}/cluster", attrs))
         config = state.get("config") or {}
         storages: dict[str, tuple[list[str], list[str]]] = {}
-        for key in sorted(config):
-            kind_of_key = _key_kind(key)
+        # Only disk and NIC keys matter (a few of a dozen): pick them, then sort those.
+        kinds = _KINDS
+        chosen = [
+            (key, kind_of_key)
+            for key in config
+            if (kind_of_key := kinds[key] if key in kinds else _key_kind(key))
+        ]
+        chosen.sort()
+        for key, kind_of_key in chosen:
+            value = config[key]
             if kind_of_key == 1:
-                used = disk_storage(config[key])
+                used = _disk_storage(value) if type(value) is str else disk_storage(value)
                 if used is not None and node:
                     keys, volumes = storages.setdefault(used[0], ([], []))
                     keys.append(key)
                     volumes.append(used[1])
-            elif kind_of_key == 2:
-                nic = nic_bridge(config[key])
+            else:
+                nic = _nic_bridge(value) if type(value) is str else nic_bridge(value)
                 if nic is not None and node:
-                    attrs = _attrs({"key": key, "tag": nic[1]})
+                    attrs = _nic_attrs(key, nic[1])
                     edges.add(
                         (resource_id, "attached_to", f"{cluster}/network/{node}/{nic[0]}", attrs)
                     )

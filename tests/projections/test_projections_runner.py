@@ -116,6 +116,27 @@ async def test_newer_schema_version_stops_it_too(store: EventStore) -> None:
         await ProjectionRunner(store).catch_up()
 
 
+async def test_a_payload_of_another_type_stops_it_too(store: EventStore) -> None:
+    """The fold decodes each payload with its envelope type's own decoder: a payload whose
+    tag names another type (or that is not valid for the type) stops, never folds."""
+    removed = new(VM, Removed(), 2)
+    await store.append(
+        [
+            new(VM, Discovered(state=guest_state(VM)), 1),
+            NewEvent(
+                stream_id=VM,
+                type="status_changed",
+                data=removed.data,
+                observed_at=removed.observed_at,
+            ),
+        ]
+    )
+    with pytest.raises(ProjectionStoppedError, match=r"position 2.*status_changed"):
+        await ProjectionRunner(store).catch_up()
+    with pytest.raises(ProjectionStoppedError, match="position 2"):
+        await rebuild(store)
+
+
 async def test_runner_follows_the_log_and_one_stands_by(store: EventStore) -> None:
     first = ProjectionRunner(store, idle_timeout=0.5, standby_interval=0.2)
     second = ProjectionRunner(store, idle_timeout=0.5, standby_interval=0.2)
