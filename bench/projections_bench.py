@@ -13,6 +13,7 @@ Usage::
 
     .venv/bin/python bench/projections_bench.py                      # both backends
     .venv/bin/python bench/projections_bench.py --backends sqlite --sizes 100000
+    .venv/bin/python bench/projections_bench.py --sizes 100000 --keep-log --rebuild-only
     PVETRAIL_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test ...
 
 Results and method: docs/benchmarks.md.
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -190,10 +192,19 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def measure(store: EventStore, events: int, rng: random.Random) -> dict[str, float]:
+async def measure(
+    store: EventStore, events: int, rng: random.Random, *, rebuild_only: bool = False
+) -> dict[str, float]:
     """Rebuild, then time the lookups; figures in ms (rate in events/s)."""
+    cpu = time.process_time()
     result = await rebuild(store)
-    figures: dict[str, float] = {"rebuild_rate": result.rate, "rebuild_s": result.seconds}
+    figures: dict[str, float] = {
+        "rebuild_rate": result.rate,
+        "rebuild_s": result.seconds,
+        "rebuild_cpu_s": time.process_time() - cpu,
+    }
+    if rebuild_only:
+        return figures
     backend = backend_for(store)
     figures["versions_mb"] = await versions_size(store) / 2**20
     last = T0 + timedelta(seconds=events / 10)
@@ -255,21 +266,39 @@ async def measure(store: EventStore, events: int, rng: random.Random) -> dict[st
     return figures
 
 
-async def run_backend(url: str, sizes: list[int]) -> list[tuple[int, dict[str, float]]]:
-    store = await open_store(url)
+async def fill(store: EventStore, workload: Workload, size: int) -> None:
+    """Append the workload's events up to ``size`` (none if the log already holds them)."""
+    started = time.perf_counter()
+    if await store.head() >= size:
+        print(f"  reusing a kept log of {size} events", flush=True)
+        return
+    while workload.count < size:
+        batch = [workload.next() for _ in range(min(APPEND_BATCH, size - workload.count))]
+        await store.append(batch)
+    print(f"  appended up to {size} events in {time.perf_counter() - started:.0f}s",
+          flush=True)  # fmt: skip
+
+
+async def run_backend(
+    url: str | Callable[[int], str], sizes: list[int], *, rebuild_only: bool = False
+) -> list[tuple[int, dict[str, float]]]:
+    """Grow one log through ``sizes`` (``url`` a string), or, with a kept log (``url`` a
+    function of the size), open each size's own log, filling it from scratch if empty."""
     results: list[tuple[int, dict[str, float]]] = []
+    store: EventStore | None = None
     try:
-        await store.migrate()
         workload = Workload()
         rng = random.Random(7)
         for size in sizes:
-            started = time.perf_counter()
-            while workload.count < size:
-                batch = [workload.next() for _ in range(min(APPEND_BATCH, size - workload.count))]
-                await store.append(batch)
-            print(f"  appended up to {size} events in {time.perf_counter() - started:.0f}s",
-                  flush=True)  # fmt: skip
-            figures = await measure(store, size, rng)
+            if store is None or callable(url):
+                if store is not None:
+                    await store.close()
+                store = await open_store(url(size) if callable(url) else url)
+                await store.migrate()
+                if callable(url):
+                    workload = Workload()
+            await fill(store, workload, size)
+            figures = await measure(store, size, rng, rebuild_only=rebuild_only)
             results.append((size, figures))
             print(f"  {size}: " + ", ".join(f"{k}={v:,.3f}" for k, v in figures.items()),
                   flush=True)  # fmt: skip
@@ -277,27 +306,51 @@ async def run_backend(url: str, sizes: list[int]) -> list[tuple[int, dict[str, f
             load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
             print(f"  load average (1, 5, 15 min): {load}", flush=True)
     finally:
-        await store.close()
+        if store is not None:
+            await store.close()
     return results
+
+
+def kept_log(backend: str) -> Callable[[int], str]:
+    """The URL of each size's kept log (a rebuild leaves the log itself unchanged)."""
+    if backend == "sqlite":
+        folder = Path(tempfile.gettempdir()) / "pvetrail-projections-bench"
+        folder.mkdir(exist_ok=True)
+        return lambda size: f"sqlite:///{folder / f'log-{size}.db'}"
+    separator = "&" if "?" in DEFAULT_PG else "?"
+    return lambda size: f"{DEFAULT_PG}{separator}schema=bench_log_{size}"
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--keep-log",
+        action="store_true",
+        help="keep each size's log between runs (SQLite: in the temp dir, PostgreSQL: in a "
+        "schema bench_log_SIZE) and rebuild it again instead of appending it anew",
+    )
+    parser.add_argument(
+        "--rebuild-only", action="store_true", help="time the rebuild only, not the lookups"
+    )
     args = parser.parse_args()
     for backend in args.backends:
         print(f"{backend}:", flush=True)
-        if backend == "sqlite":
+        if args.keep_log:
+            await run_backend(kept_log(backend), args.sizes, rebuild_only=args.rebuild_only)
+        elif backend == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
-                await run_backend(f"sqlite:///{Path(folder) / 'bench.db'}", args.sizes)
+                url = f"sqlite:///{Path(folder) / 'bench.db'}"
+                await run_backend(url, args.sizes, rebuild_only=args.rebuild_only)
         else:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             admin = await asyncpg.connect(DEFAULT_PG)
             await admin.execute(f"CREATE SCHEMA {schema}")
             try:
                 separator = "&" if "?" in DEFAULT_PG else "?"
-                await run_backend(f"{DEFAULT_PG}{separator}schema={schema}", args.sizes)
+                url = f"{DEFAULT_PG}{separator}schema={schema}"
+                await run_backend(url, args.sizes, rebuild_only=args.rebuild_only)
             finally:
                 await admin.execute(f"DROP SCHEMA {schema} CASCADE")
                 await admin.close()
