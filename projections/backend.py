@@ -22,6 +22,11 @@ class Backend(abc.ABC):
 
     dialect: str
 
+    overlap_io = False
+    """Whether a rebuild reads its next batch and writes its last one while it folds: pays
+    only where the database does that work in a process of its own, on another core (on
+    SQLite the driver's threads would contend with the fold for the GIL, row by row)."""
+
     def __init__(self) -> None:
         self._converted: dict[str, str] = {}
 

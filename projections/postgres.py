@@ -61,6 +61,7 @@ class PostgresBackend(Backend):
     """asyncpg connections from the store's pool."""
 
     dialect = "postgresql"
+    overlap_io = True
 
     def _convert(self, text: str) -> str:
         # '?' never appears inside the projections' string literals, so a plain scan is enough.

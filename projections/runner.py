@@ -348,20 +348,51 @@ async def _rebuild_into(
     cache: dict[str, Tracked] = {}
     carried = BatchOutput()
     done = 0
-    while True:
+
+    async def read(after: int) -> tuple[int, list[RawEvent]]:
         async with store.read_connection() as conn:
             target = await _target(backend, conn, others, lock=False)
-            events = await read_events(backend, conn, done, target, batch_size)
-        if not events:
-            break
-        # Folded outside the transaction: the shadow tables are the rebuild's alone, and
-        # on SQLite the write lock is then held only while the rows are written.
-        closed, carried = carry_open(await _fold_shadow(events, cache, carried))
+            return target, await read_events(backend, conn, after, target, batch_size)
+
+    async def write(closed: BatchOutput) -> None:
         async with store.transaction() as conn:
             await write_batch(backend, conn, closed, loading)
-        done = closed.last_position
-        if progress is not None:
-            progress(done, target)
+
+    # Where the backend's database works in a process of its own (PostgreSQL), the next
+    # batch is read and the last one written while this one folds; else one after another.
+    overlap = backend.overlap_io
+    reading: asyncio.Task[tuple[int, list[RawEvent]]] | None = None
+    writing: asyncio.Task[None] | None = None
+    try:
+        while True:
+            target, events = await (reading if reading is not None else read(done))
+            reading = None
+            if not events:
+                break
+            if overlap:
+                reading = asyncio.create_task(read(events[-1].position))
+            # Folded outside the transaction: the shadow tables are the rebuild's alone, and
+            # on SQLite the write lock is then held only while the rows are written.
+            closed, carried = carry_open(await _fold_shadow(events, cache, carried))
+            if writing is not None:
+                await writing
+                writing = None
+            if overlap:
+                writing = asyncio.create_task(write(closed))
+            else:
+                await write(closed)
+            done = closed.last_position
+            if progress is not None:
+                progress(done, target)
+        if writing is not None:
+            await writing
+            writing = None
+    finally:
+        for task in (reading, writing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EventStoreError):
+                    await task
     async with store.transaction() as conn:
         await backend.create_indexes(conn, later)
     async with store.transaction() as conn:

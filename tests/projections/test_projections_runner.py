@@ -11,8 +11,10 @@ from collectors.events import ConfigChanged, Discovered, Removed, StatusChanged
 from eventstore import EventStore, NewEvent
 from projections.errors import ProjectionStateError, ProjectionStoppedError
 from projections.queries import inventory
-from projections.runner import ProjectionRunner, rebuild
+from projections.backend import backend_for
+from projections.runner import SHADOW_SUFFIX, ProjectionRunner, rebuild
 from tests.projections.projection_helpers import (
+    at,
     change,
     guest_state,
     new,
@@ -135,6 +137,28 @@ async def test_a_payload_of_another_type_stops_it_too(store: EventStore) -> None
         await ProjectionRunner(store).catch_up()
     with pytest.raises(ProjectionStoppedError, match="position 2"):
         await rebuild(store)
+
+
+async def test_a_rebuild_stopped_after_many_batches_leaves_no_shadow_tables(
+    store: EventStore,
+) -> None:
+    """A rebuild that stops at a bad event while earlier batches are still being written
+    (and the next one read) swaps nothing in and leaves none of its tables behind."""
+    guests = [f"lab/qemu/{100 + n}" for n in range(40)]
+    await store.append(
+        [new(rid, Discovered(state=guest_state(rid)), n) for n, rid in enumerate(guests)]
+    )
+    await ProjectionRunner(store).catch_up()
+    before = await table_rows(store)
+    bad = NewEvent(stream_id=VM, type="teleported", data=b"{}", observed_at=at(50))
+    await store.append([bad, *(new(rid, Removed(), 60) for rid in guests)])
+    with pytest.raises(ProjectionStoppedError, match="position 41"):
+        await rebuild(store, batch_size=3)
+    assert await table_rows(store) == before
+    backend = backend_for(store)
+    async with store.read_connection() as conn:
+        for table in ("proj_resources", "proj_versions", "proj_configs", "proj_edges"):
+            assert not await backend.table_exists(conn, table + SHADOW_SUFFIX)
 
 
 async def test_runner_follows_the_log_and_one_stands_by(store: EventStore) -> None:
