@@ -9,9 +9,9 @@ import pytest
 
 from collectors.events import ConfigChanged, Discovered, Removed, StatusChanged
 from eventstore import EventStore, NewEvent
+from projections.backend import backend_for
 from projections.errors import ProjectionStateError, ProjectionStoppedError
 from projections.queries import inventory
-from projections.backend import backend_for
 from projections.runner import SHADOW_SUFFIX, ProjectionRunner, rebuild
 from tests.projections.projection_helpers import (
     at,
