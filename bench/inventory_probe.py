@@ -8,7 +8,8 @@ keeps, then times the inventory query against it as often as needed::
     .venv/bin/python bench/inventory_probe.py time --schema inv_1m [--runs 20]
     .venv/bin/python bench/inventory_probe.py drop --schema inv_1m
 
-``time`` prints, for random past times, the wall and process-CPU time of ``_versions_at``
+``time --explain`` prints the plan (EXPLAIN ANALYZE, BUFFERS) of one instead. ``time`` prints,
+for random past times, the wall and process-CPU time of ``_versions_at``
 (the query and its rows fetched into Python, the bench's "SQL" figure), the median, and the
 load average. ``--sqlite FILE`` instead of ``--schema`` uses a SQLite file.
 """
@@ -34,7 +35,7 @@ from projections_bench import APPEND_BATCH, DEFAULT_PG, T0, Workload
 
 from eventstore import EventStore, open_store
 from projections.backend import backend_for
-from projections.queries import _Point, _versions_at
+from projections.queries import _has_observations, _Point, _versions_at, _versions_sql
 from projections.runner import rebuild
 
 
@@ -90,10 +91,25 @@ async def time_inventory(store: EventStore, size: int, runs: int, seed: int) -> 
     return walls
 
 
+async def explain(store: EventStore, size: int, seed: int) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of the inventory at one random past time (PostgreSQL)."""
+    backend = backend_for(store)
+    t = T0 + timedelta(seconds=random.Random(seed).uniform(0, size / 10))
+    point = _Point(t, backend.time_in(t), size)
+    async with store.read_connection() as conn:
+        observed = await _has_observations(backend, conn)
+        sql, args = _versions_sql(backend, point, observed=observed)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + backend.sql(sql), *args)
+    print("\n".join(row[0] for row in plan))
+
+
 async def time_command(args: argparse.Namespace) -> None:
     store = await open_store(_url(args))
     try:
         size = await store.head()
+        if args.explain:
+            await explain(store, size, args.seed)
+            return
         walls = await time_inventory(store, size, args.runs, args.seed)
         print(
             f"inventory at {size:,} events: median {statistics.median(walls):.1f} ms, "
@@ -121,6 +137,7 @@ async def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--explain", action="store_true", help="time: print the plan instead")
     args = parser.parse_args()
     if args.schema and not args.schema.replace("_", "").isalnum():
         parser.error("--schema: letters, digits and '_' only")

@@ -226,6 +226,16 @@ _ENDED_AFTER = (
     "WHERE (SELECT position FROM projection_checkpoints WHERE name = 'versions') > ? "
     "AND e.position > ? AND v.valid_to_time <= ? AND v.valid_to_position > ?"
 )
+_SCAN_FIELDS = (
+    "v.resource_id, v.valid_from_position, v.valid_to_time, v.valid_from_time, v.state, "
+    "v.valid_to_position, v.ended_by_removal, v.config_position"
+)
+_SCAN_ROW = (
+    "s.resource_id, s.valid_from_position, s.valid_to_time, s.valid_from_time, s.state, "
+    "s.valid_to_position, s.ended_by_removal, "
+    "(SELECT c.config FROM proj_configs c WHERE c.position = s.config_position), "
+    "s.last_observed_at"
+)
 _HELD_AT = f"(SELECT v.* FROM proj_versions v WHERE {_SPANS_HOLDING} UNION ALL {_ENDED_AFTER}) v"
 
 
@@ -294,10 +304,9 @@ def _versions_sql(
     if scan:
         source, args = _held_at(point)
         sql = (
-            f"SELECT {_VERSION_FIELDS}, "
-            + ("o.last_observed_at" if observed else "NULL")
+            f"SELECT {_SCAN_FIELDS}, "
+            + ("o.last_observed_at" if observed else "NULL AS last_observed_at")
             + f" FROM {source}"
-            + " JOIN proj_configs c ON c.position = v.config_position"
             + (" LEFT JOIN observations o ON o.resource_id = v.resource_id" if observed else "")
             + " WHERE TRUE"
         )
@@ -319,6 +328,11 @@ def _versions_sql(
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
+    if scan:
+        # Sorted first, then each row's config by its key: the sort moves no configs, and
+        # however few rows the planner expects of the scan (it cannot know), the configs stay
+        # one probe per row, never a join that reads the whole configs table.
+        sql = f"SELECT {_SCAN_ROW} FROM ({sql}) s ORDER BY s.resource_id"
     return sql, args
 
 
