@@ -65,17 +65,30 @@ _COLUMNS = (
     "hash",
 )
 _COLUMN_LIST = ", ".join(_COLUMNS)
-_INSERT = f"INSERT INTO events ({_COLUMN_LIST}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+_INSERT_COLUMNS = (*_COLUMNS, "stream_key")
+_INSERT = (
+    f"INSERT INTO events ({', '.join(_INSERT_COLUMNS)}) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+)
+_INSERT_STREAMS = (
+    "INSERT INTO streams (stream_key, stream_id) SELECT * FROM unnest($1::bigint[], $2::text[])"
+)
+_MAX_KEY = "SELECT COALESCE(MAX(stream_key), 0) FROM streams"
 _HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 _BATCH = f"SELECT {_COLUMN_LIST} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-_STREAM = f"SELECT {_COLUMN_LIST} FROM events WHERE stream_id = $1"
-# One index probe per stream (the newest version), not an aggregate over each stream's rows.
-_VERSIONS = (
-    "SELECT s.id, (SELECT e.version FROM events e WHERE e.stream_id = s.id "
-    "ORDER BY e.version DESC LIMIT 1) FROM unnest($1::text[]) AS s(id)"
+_STREAM = (
+    f"SELECT {_COLUMN_LIST} FROM events "
+    "WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = $1)"
 )
-_SINCE = "SELECT stream_id, version FROM events WHERE position > $1 ORDER BY position"
+# The existing streams among the given ids, each with its key and newest version: one index
+# probe per stream, not an aggregate over each stream's rows.
+_VERSIONS = (
+    "SELECT s.stream_id, s.stream_key, (SELECT e.version FROM events e "
+    "WHERE e.stream_key = s.stream_key ORDER BY e.version DESC LIMIT 1) "
+    "FROM streams s WHERE s.stream_id = ANY($1::text[])"
+)
+_SINCE = "SELECT stream_id, version, stream_key FROM events WHERE position > $1 ORDER BY position"
 _LOCK_XACT = "SELECT pg_advisory_xact_lock($1)"
 _NOTIFY = "SELECT pg_notify($1, $2)"
 _MIGRATIONS_TABLE = (
@@ -140,7 +153,7 @@ def _rows_to_events(rows: Iterable[Any]) -> list[RecordedEvent]:
     return events
 
 
-def _event_to_record(e: RecordedEvent) -> tuple[Any, ...]:
+def _event_to_record(e: RecordedEvent, stream_key: int) -> tuple[Any, ...]:
     actor = e.actor
     return (
         e.position,
@@ -156,12 +169,13 @@ def _event_to_record(e: RecordedEvent) -> tuple[Any, ...]:
         e.data,
         e.prev_hash,
         e.hash,
+        stream_key,
     )
 
 
-def _found(rows: Sequence[Any]) -> dict[str, int]:
-    """The streams of a ``_VERSIONS`` answer that exist, with their versions."""
-    return {row[0]: row[1] for row in rows if row[1] is not None}
+def _found(rows: Sequence[Any]) -> dict[str, tuple[int, int]]:
+    """The streams of a ``_VERSIONS`` answer, with their (stream_key, version)."""
+    return {row[0]: (row[1], row[2]) for row in rows if row[2] is not None}
 
 
 def _translate(exc: BaseException, what: str, url: str) -> EventStoreError:
@@ -378,9 +392,14 @@ class PostgresEventStore(EventStore):
                 current_versions=versions,
                 recorded_at=utcnow(),
             )
-            records = [_event_to_record(e) for e in sealed]
+            new = cache.new_streams(e.stream_id for e in sealed)
+            if new:
+                rows = cache.add_streams(new, await conn.fetchval(_MAX_KEY))
+                await conn.execute(_INSERT_STREAMS, *map(list, zip(*rows, strict=True)))
+            keys = cache.keys
+            records = [_event_to_record(e, keys[e.stream_id]) for e in sealed]
             if len(records) >= COPY_THRESHOLD:
-                await conn.copy_records_to_table("events", records=records, columns=_COLUMNS)
+                await conn.copy_records_to_table("events", records=records, columns=_INSERT_COLUMNS)
             else:
                 await conn.executemany(_INSERT, records)
             await conn.execute(_NOTIFY, self.channel, str(sealed[-1].position))
@@ -433,7 +452,8 @@ class PostgresEventStore(EventStore):
 
     async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
         async def work(conn: asyncpg.Connection) -> dict[str, int]:
-            return _found(await conn.fetch(_VERSIONS, list(set(stream_ids))))
+            found = _found(await conn.fetch(_VERSIONS, list(set(stream_ids))))
+            return {stream_id: version for stream_id, (_, version) in found.items()}
 
         return await self._run("stream versions", work)
 

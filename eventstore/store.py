@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from hashlib import sha256
@@ -217,13 +217,17 @@ def recompute_hash(event: RecordedEvent) -> str:
 
 
 class VersionCache:
-    """The streams' versions as of one head position, kept by a store between its appends.
+    """The streams' versions and keys as of one head position, kept by a store between appends.
 
     With one writer (the usual case) an append then reads no versions at all: under its
     append lock it reads the head, and when the head is the one the cache was left at, nobody
     else appended and the cached versions are exact. When another process appended, the cache
     catches up from the events after its head (a short read), or starts over when that would
-    be long. The database's unique (stream_id, version) key stays the backstop.
+    be long. The database's unique (stream_key, version) key stays the backstop.
+
+    ``keys`` holds each known stream's ``streams.stream_key``. Under the append lock a stream
+    is in ``keys`` exactly when it has events: a stream's row and its first event are written
+    in one transaction, and a failed append empties the cache.
     """
 
     CATCH_UP_LIMIT = 10_000
@@ -235,9 +239,11 @@ class VersionCache:
     def __init__(self) -> None:
         self.head = -1
         self.versions: dict[str, int] = {}
+        self.keys: dict[str, int] = {}
 
     def catch_up_from(self, head: int) -> int | None:
-        """Where to read (stream_id, version) rows from to be current at ``head``, or None.
+        """Where to read (stream_id, version, stream_key) rows from to be current at ``head``,
+        or None.
 
         None: the cache is current already, or it was just emptied (and is now at ``head``).
         """
@@ -248,9 +254,14 @@ class VersionCache:
             return None
         return self.head
 
-    def caught_up(self, rows: Sequence[tuple[str, int]], head: int) -> None:
-        """Apply the (stream_id, version) rows after the cache's head, in position order."""
-        self.versions.update(rows)
+    def caught_up(self, rows: Sequence[tuple[str, int, int]], head: int) -> None:
+        """Apply the (stream_id, version, stream_key) rows after the cache's head, in position
+        order."""
+        versions = self.versions
+        keys = self.keys
+        for stream_id, version, stream_key in rows:
+            versions[stream_id] = version
+            keys[stream_id] = stream_key
         self.head = head
 
     def split(self, stream_ids: set[str]) -> tuple[dict[str, int], list[str]]:
@@ -266,13 +277,37 @@ class VersionCache:
                 known[stream_id] = version
         return known, missing
 
-    def learn(self, looked_up: Sequence[str], found: Mapping[str, int]) -> dict[str, int]:
-        """Remember the versions just read for ``looked_up`` (absent: 0); return them."""
+    def learn(
+        self, looked_up: Sequence[str], found: Mapping[str, tuple[int, int]]
+    ) -> dict[str, int]:
+        """Remember what was just read for ``looked_up``: ``found`` maps the streams that exist
+        to (stream_key, version); the others are at version 0. Returns the versions."""
         if len(self.versions) + len(looked_up) > self.SIZE_LIMIT:
             self.versions = {}
-        learned = {stream_id: found.get(stream_id, 0) for stream_id in looked_up}
+            self.keys = {}
+        learned: dict[str, int] = {}
+        keys = self.keys
+        for stream_id in looked_up:
+            row = found.get(stream_id)
+            if row is None:
+                learned[stream_id] = 0
+            else:
+                keys[stream_id] = row[0]
+                learned[stream_id] = row[1]
         self.versions.update(learned)
         return learned
+
+    def new_streams(self, stream_ids: Iterable[str]) -> list[str]:
+        """The streams of a batch that have no key yet (no events), in first-seen order."""
+        keys = self.keys
+        return [s for s in dict.fromkeys(stream_ids) if s not in keys]
+
+    def add_streams(self, stream_ids: Sequence[str], after_key: int) -> list[tuple[int, str]]:
+        """Give new streams the keys after ``after_key`` (the highest key in use, read under
+        the append lock); returns the ``streams`` rows to insert, (stream_key, stream_id)."""
+        rows = [(after_key + i, stream_id) for i, stream_id in enumerate(stream_ids, start=1)]
+        self.keys.update((stream_id, key) for key, stream_id in rows)
+        return rows
 
     def appended(self, sealed: Sequence[RecordedEvent]) -> None:
         """After a commit: the batch's streams moved on, and so did the head."""
@@ -284,6 +319,7 @@ class VersionCache:
     def reset(self, head: int = -1) -> None:
         """Forget everything (after a failed append, or when catching up would cost more)."""
         self.versions = {}
+        self.keys = {}
         self.head = head
 
 

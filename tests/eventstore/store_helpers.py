@@ -104,12 +104,18 @@ _COLUMNS = (
 
 
 async def copy_rows(source: EventStore, target: EventStore) -> int:
-    """Copy the log row by row with plain SQL, as an operator would; only times change form.
+    """Copy the log (its streams, then its events) row by row with plain SQL, as an operator
+    would; only times change form.
 
     SQLite keeps times as ``format_time`` text and PostgreSQL as TIMESTAMPTZ; every other
     column (the actor's JSON text, the payload bytes, the hashes) is copied as it is.
     """
-    rows = await raw_fetch(source, f"SELECT {_COLUMNS} FROM events ORDER BY position")
+    streams = await raw_fetch(source, "SELECT stream_key, stream_id FROM streams")
+    for stream in streams:
+        await raw_execute(
+            target, "INSERT INTO streams (stream_key, stream_id) VALUES (?, ?)", *stream
+        )
+    rows = await raw_fetch(source, f"SELECT {_COLUMNS}, stream_key FROM events ORDER BY position")
     for row in rows:
         values = list(row)
         for i in (5, 6, 7):
@@ -122,7 +128,7 @@ async def copy_rows(source: EventStore, target: EventStore) -> int:
         values[10] = bytes(values[10])
         await raw_execute(
             target,
-            f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO events ({_COLUMNS}, stream_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             *values,
         )
     return len(rows)

@@ -137,10 +137,10 @@ async def test_unique_stream_version_backstop_is_a_concurrency_error(store: Even
     with pytest.raises(ConcurrencyError) as caught:
         await raw_execute(
             store,
-            "INSERT INTO events (position, stream_id, version, type, schema_version, "
-            "observed_at, recorded_at, data, prev_hash, hash) "
-            "SELECT position + 1, stream_id, version, type, schema_version, observed_at, "
-            "recorded_at, data, hash, hash FROM events WHERE position = 1",
+            "INSERT INTO events (position, stream_id, stream_key, version, type, "
+            "schema_version, observed_at, recorded_at, data, prev_hash, hash) "
+            "SELECT position + 1, stream_id, stream_key, version, type, schema_version, "
+            "observed_at, recorded_at, data, hash, hash FROM events WHERE position = 1",
         )
     assert caught.value.__cause__ is not None  # the driver's error, chained
     assert await store.head() == 1
@@ -179,6 +179,14 @@ async def test_a_batch_failing_halfway_leaves_nothing(store: EventStore) -> None
     [after] = await store.append([new_event("a", 6)])
     assert (after.position, after.version) == (2, 1)
     assert (await store.verify()).ok
+    # Nor a stream: the failed batch's new streams were rolled back with it, and "a" got a
+    # key of its own now (a key remembered from the failed batch would point nowhere).
+    assert await raw_fetch(
+        store,
+        "SELECT e.stream_id FROM events e JOIN streams s "
+        "ON s.stream_key = e.stream_key AND s.stream_id = e.stream_id ORDER BY e.position",
+    ) == [("before",), ("a",)]
+    assert sorted(await raw_fetch(store, "SELECT stream_id FROM streams")) == [("a",), ("before",)]
 
 
 async def test_append_only_update_and_delete_are_refused_by_the_database(
@@ -191,14 +199,19 @@ async def test_append_only_update_and_delete_are_refused_by_the_database(
         "UPDATE events SET data = data",
         "DELETE FROM events WHERE position = 2",
         "DELETE FROM events",
+        "UPDATE streams SET stream_id = 'other'",
+        "UPDATE streams SET stream_key = stream_key + 1",
+        "DELETE FROM streams",
     ]
     if store.dialect == "postgresql":
-        statements.append("TRUNCATE events")
+        statements += ["TRUNCATE events", "TRUNCATE streams"]
+    streams_before = await raw_fetch(store, "SELECT stream_key, stream_id FROM streams")
     for sql in statements:
         with pytest.raises(EventStoreError, match="append-only") as caught:
             await raw_execute(store, sql)
         assert type(caught.value).__name__ == "AppendOnlyViolationError", sql
     assert await store.read_batch(0, 10) == before
+    assert await raw_fetch(store, "SELECT stream_key, stream_id FROM streams") == streams_before
 
 
 async def test_settings_are_stored_once_for_every_store(
@@ -375,6 +388,41 @@ async def test_versions_stay_exact_when_store_objects_take_turns(
         await other.close()
     assert await store.stream_versions(["vm", "ct"]) == {"vm": 5, "ct": 3}
     assert (await store.verify()).ok
+
+
+async def test_stream_keys_stay_one_per_stream_across_store_objects(
+    store: EventStore, database_url: str
+) -> None:
+    """The log's stream index is keyed by ``streams.stream_key``: every event must carry its
+    own stream's key, whichever store object created the stream, and a failed append must
+    leave no stream behind (nor a key that a later stream would then clash with)."""
+    other = await open_store(database_url)
+    try:
+        await store.append([new_event("a", 0), new_event("b", 1), new_event("a", 2)])
+        await other.append([new_event("c", 3), new_event("a", 4)])
+        with pytest.raises(ConcurrencyError):
+            await store.append([new_event("d", 5), new_event("a", 6, expected=0)])
+        await store.append([new_event("e", 7), new_event("c", 8)])
+        await other.append([new_event("d", 9), new_event("b", 10)])
+    finally:
+        await other.close()
+    streams = await raw_fetch(store, "SELECT stream_id, stream_key FROM streams")
+    assert sorted(s for s, _ in streams) == ["a", "b", "c", "d", "e"]
+    keys = dict(streams)
+    assert len(set(keys.values())) == 5
+    rows = await raw_fetch(store, "SELECT stream_id, stream_key FROM events ORDER BY position")
+    assert len(rows) == 9
+    assert all(keys[stream_id] == key for stream_id, key in rows)
+    assert [e.version for e in await store.read_stream("a")] == [1, 2, 3]
+    assert [e.version for e in await store.read_stream("d")] == [1]
+    assert await store.read_stream("nope") == []
+    assert await store.stream_versions(["a", "b", "c", "d", "e", "f"]) == {
+        "a": 3,
+        "b": 2,
+        "c": 2,
+        "d": 1,
+        "e": 1,
+    }
 
 
 @pytest.mark.postgres
