@@ -426,6 +426,44 @@ async def test_stream_keys_stay_one_per_stream_across_store_objects(
 
 
 @pytest.mark.postgres
+async def test_postgres_short_reads_side_by_side_and_after_a_cancelled_one(
+    postgres_url: str,
+) -> None:
+    """Short reads (the head, one stream) take the store's own connection when it is free and
+    a pooled one when it is busy; a read cancelled mid-statement must not leave that
+    connection half-used for the next one."""
+    import asyncpg
+
+    from eventstore.postgres import split_url
+
+    store = await open_store(postgres_url)
+    dsn, schema = split_url(postgres_url)
+    locker = await asyncpg.connect(dsn)
+    try:
+        await store.migrate()
+        await store.append([new_event("vm", i) for i in range(3)])
+        reads = await asyncio.gather(*(store.read_stream("vm") for _ in range(8)))
+        assert [len(r) for r in reads] == [3] * 8
+        assert await asyncio.gather(*(store.head() for _ in range(8))) == [3] * 8
+
+        # Hold the log locked so the next head() blocks inside its statement, then cancel it.
+        locker_tx = locker.transaction()
+        await locker_tx.start()
+        await locker.execute(f"LOCK TABLE {schema}.events IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.head(), 0.3)
+        await locker_tx.rollback()
+
+        assert await asyncio.wait_for(store.head(), 5) == 3
+        assert [e.version for e in await asyncio.wait_for(store.read_stream("vm"), 5)] == [1, 2, 3]
+        await store.append([new_event("vm", 4)])
+        assert await asyncio.wait_for(store.head(), 5) == 4
+    finally:
+        await locker.close()
+        await store.close()
+
+
+@pytest.mark.postgres
 async def test_wait_for_events_survives_a_lost_listen_connection(postgres_url: str) -> None:
     """The server drops the LISTEN session: the periodic head check still sees appends."""
     reader = await open_store(postgres_url)
