@@ -40,8 +40,10 @@ READERS = 3
 """Reader connections per process; WAL lets them read while the writer writes."""
 
 CACHE_KIB = 65_536
-"""Page cache per connection (SQLite's default is 2 MiB): a poll's batch touches an index
-page per stream, which should stay in memory between appends."""
+"""Page cache of the writer and of the inline reader (SQLite's default is 2 MiB): a poll's
+batch touches an index page per stream, which should stay in memory between appends, and a
+stream's events lie on a page each. The other readers scan the log in order and keep the
+default."""
 
 WAL_PAGES = 10_000
 """Checkpoint the WAL into the database file after this many pages (SQLite's default: 1,000).
@@ -224,6 +226,8 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
 def _connect_inline(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
     conn.execute("PRAGMA query_only=1")
+    # One stream's events lie on as many pages as it has events: keep them in memory.
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return conn
 
 
@@ -336,7 +340,7 @@ class SQLiteEventStore(EventStore):
             )
         store = cls(url, path)
         try:
-            store._writer = await store._connect()
+            store._writer = await store._connect(cache_kib=CACHE_KIB)
             await _pragma(store._writer, "journal_mode=WAL")
             await _pragma(store._writer, f"wal_autocheckpoint={WAL_PAGES}")
             for _ in range(READERS):
@@ -351,12 +355,13 @@ class SQLiteEventStore(EventStore):
             raise DatabaseUnavailableError(f"cannot open database {url!r}: {exc}") from exc
         return store
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self, *, cache_kib: int | None = None) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         await _pragma(conn, f"busy_timeout={BUSY_TIMEOUT_MS}")
         # FULL: a committed poll survives power loss (the benchmark compares at this level).
         await _pragma(conn, "synchronous=FULL")
-        await _pragma(conn, f"cache_size=-{CACHE_KIB}")
+        if cache_kib is not None:
+            await _pragma(conn, f"cache_size=-{cache_kib}")
         return conn
 
     def _read_inline(self, sql: str, params: Sequence[Any]) -> list[Any] | None:
