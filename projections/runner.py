@@ -316,9 +316,9 @@ async def rebuild(
         finally:
             with contextlib.suppress(EventStoreError):
                 async with store.transaction() as conn:
-                    await backend.bulk_mode(conn, False)
                     for shadow in shadows.values():
                         await backend.drop_table(conn, shadow)
+                    await backend.bulk_mode(conn, False)
     seconds = time.perf_counter() - started
     return RebuildResult(
         projections=chosen, events=done, seconds=seconds, rate=done / seconds if seconds else 0.0

@@ -161,6 +161,25 @@ async def test_a_rebuild_stopped_after_many_batches_leaves_no_shadow_tables(
             assert not await backend.table_exists(conn, table + SHADOW_SUFFIX)
 
 
+async def test_a_rebuild_restores_the_writers_settings(store: EventStore) -> None:
+    """SQLite: a rebuild tunes the writer connection (page cache, temp store, no zeroing of
+    the pages its DROPs free) and gives each setting back afterwards."""
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite connection settings")
+    settings = ("cache_size", "temp_store", "secure_delete")
+    backend = backend_for(store)
+
+    async def current() -> list[object]:
+        async with store.transaction() as conn:
+            return [(await backend.fetch(conn, f"PRAGMA {name}"))[0][0] for name in settings]
+
+    before = await current()
+    await store.append([new(VM, Discovered(state=guest_state(VM)), 1)])
+    await rebuild(store)
+    await rebuild(store)  # the second swap drops the first one's tables
+    assert await current() == before
+
+
 async def test_runner_follows_the_log_and_one_stands_by(store: EventStore) -> None:
     first = ProjectionRunner(store, idle_timeout=0.5, standby_interval=0.2)
     second = ProjectionRunner(store, idle_timeout=0.5, standby_interval=0.2)
