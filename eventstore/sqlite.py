@@ -28,7 +28,7 @@ from .errors import (
     MigrationError,
 )
 from .migrations import MigrationStatus, check_applied, load_migrations
-from .store import EventStore, VersionCache, seal_batch
+from .store import EventStore, VersionCache, rows_to_events, seal_batch
 from .urls import sqlite_path
 
 T = TypeVar("T")
@@ -82,66 +82,8 @@ _ids_encoder = msgspec.json.Encoder()
 
 
 def _rows_to_events(rows: Iterable[Any]) -> list[RecordedEvent]:
-    """Build the events of a batch of rows: the hot path of every read.
-
-    Positional construction, and each distinct time text and actor JSON is decoded once per
-    batch: one poll's events share ``observed_at`` and one append's share ``recorded_at``, so
-    a full read otherwise parses the same few texts over and over. The shared values are
-    immutable (aware datetimes, frozen ``Actor``s), so sharing them changes no result.
-    """
-    times: dict[str, datetime] = {}
-    actors: dict[str, Actor] = {}
-    events: list[RecordedEvent] = []
-    add = events.append
-    for (
-        position,
-        stream_id,
-        version,
-        type_,
-        schema_version,
-        observed_text,
-        after_text,
-        recorded_text,
-        actor_json,
-        correlation_id,
-        data,
-        prev_hash,
-        digest,
-    ) in rows:
-        observed = times.get(observed_text)
-        if observed is None:
-            observed = times[observed_text] = parse_time(observed_text)
-        recorded = times.get(recorded_text)
-        if recorded is None:
-            recorded = times[recorded_text] = parse_time(recorded_text)
-        after = None
-        if after_text is not None:
-            after = times.get(after_text)
-            if after is None:
-                after = times[after_text] = parse_time(after_text)
-        actor = None
-        if actor_json is not None:
-            actor = actors.get(actor_json)
-            if actor is None:
-                actor = actors[actor_json] = _actor_decoder.decode(actor_json)
-        add(
-            RecordedEvent(
-                position,
-                stream_id,
-                version,
-                type_,
-                schema_version,
-                observed,
-                after,
-                recorded,
-                actor,
-                correlation_id,
-                data,
-                prev_hash,
-                digest,
-            )
-        )
-    return events
+    """The events of a batch of rows (times as ``format_time`` text, actors as JSON)."""
+    return rows_to_events(rows, parse_time, _actor_decoder.decode)
 
 
 def _event_to_row(e: RecordedEvent, stream_key: int) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from .canonical import envelope_bytes
-from .envelope import NewEvent, RecordedEvent
+from .envelope import Actor, NewEvent, RecordedEvent
 from .errors import ConcurrencyError
 from .migrations import MigrationStatus
 
@@ -321,6 +321,75 @@ class VersionCache:
         self.versions = {}
         self.keys = {}
         self.head = head
+
+
+def rows_to_events(
+    rows: Iterable[Sequence[Any]],
+    to_time: Callable[[Any], datetime],
+    decode_actor: Callable[[Any], Actor],
+) -> list[RecordedEvent]:
+    """Build the events of a batch of rows in ``RecordedEvent`` field order, times and actors
+    in the backend's stored form: the hot path of every read.
+
+    Positional construction, and each distinct stored time and actor is turned into its value
+    once per batch (``to_time``, ``decode_actor``): one poll's events share ``observed_at``
+    and one append's share ``recorded_at``, so a full read otherwise converts the same few
+    values over and over. The shared values are immutable (aware datetimes, frozen
+    ``Actor``s), so sharing them changes no result.
+    """
+    times: dict[Any, datetime] = {}
+    actors: dict[Any, Actor] = {}
+    events: list[RecordedEvent] = []
+    add = events.append
+    for (
+        position,
+        stream_id,
+        version,
+        type_,
+        schema_version,
+        observed_raw,
+        after_raw,
+        recorded_raw,
+        actor_raw,
+        correlation_id,
+        data,
+        prev_hash,
+        digest,
+    ) in rows:
+        observed = times.get(observed_raw)
+        if observed is None:
+            observed = times[observed_raw] = to_time(observed_raw)
+        recorded = times.get(recorded_raw)
+        if recorded is None:
+            recorded = times[recorded_raw] = to_time(recorded_raw)
+        after = None
+        if after_raw is not None:
+            after = times.get(after_raw)
+            if after is None:
+                after = times[after_raw] = to_time(after_raw)
+        actor = None
+        if actor_raw is not None:
+            actor = actors.get(actor_raw)
+            if actor is None:
+                actor = actors[actor_raw] = decode_actor(actor_raw)
+        add(
+            RecordedEvent(
+                position,
+                stream_id,
+                version,
+                type_,
+                schema_version,
+                observed,
+                after,
+                recorded,
+                actor,
+                correlation_id,
+                data,
+                prev_hash,
+                digest,
+            )
+        )
+    return events
 
 
 def seal_batch(
