@@ -19,6 +19,7 @@ from eventstore import (
     DatabaseUnavailableError,
     EventStore,
     EventStoreError,
+    NewEvent,
     open_store,
 )
 from eventstore.sqlite import SQLiteEventStore
@@ -89,6 +90,37 @@ async def test_round_trip_keeps_every_field(store: EventStore) -> None:
         assert event.recorded_at.utcoffset() == timedelta(0)
     assert {e.actor for e in read if e.actor} == {e.actor for e in appended if e.actor}
     assert read[1].data.decode().startswith('{"name":"vm-ü-1"')
+
+
+async def test_times_keep_every_microsecond_either_side_of_the_epoch(store: EventStore) -> None:
+    """Each backend stores and reads times in its own form (text; integer microseconds on
+    the way out of PostgreSQL): the instants must come back exact, in UTC."""
+    from datetime import UTC, datetime
+
+    instants = [
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 11, 29, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2999, 1, 1, 12, 0, 0, 500000, tzinfo=UTC),
+    ]
+    appended = await store.append(
+        [
+            NewEvent(
+                stream_id="t",
+                type="config_changed",
+                data=b"{}",
+                observed_at=instant,
+                observed_after=instant - timedelta(microseconds=1),
+            )
+            for instant in instants
+        ]
+    )
+    for read in (await store.read_batch(0, 10), await store.read_stream("t")):
+        assert read == appended
+        assert [e.observed_at for e in read] == instants
+        assert [e.observed_after for e in read] == [i - timedelta(microseconds=1) for i in instants]
+        assert all(e.observed_at.tzinfo is UTC for e in read)
+    assert (await store.verify()).ok
 
 
 async def test_conflicting_expected_versions_raise_and_write_nothing(store: EventStore) -> None:
