@@ -555,7 +555,8 @@ async def history(
         (after_version,) = read_cursor(cursor, "hist:" + resource_id, (int,))
     sql = (
         "SELECT version, position, type, schema_version, observed_at, observed_after, actor, "
-        "data FROM events WHERE stream_id = ? AND version > ?"
+        "data FROM events "
+        "WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?) AND version > ?"
     )
     args: list[Any] = [resource_id, after_version]
     if since is not None:
@@ -570,7 +571,7 @@ async def history(
         rows = await backend.fetch(conn, sql, args)
         if not rows and cursor is None:
             exists = await backend.fetchone(
-                conn, "SELECT 1 FROM events WHERE stream_id = ? LIMIT 1", (resource_id,)
+                conn, "SELECT 1 FROM streams WHERE stream_id = ?", (resource_id,)
             )
             if exists is None:
                 raise NotFoundError(f"no resource {resource_id!r} has ever been seen")
