@@ -64,7 +64,6 @@ _COLUMNS = (
     "prev_hash",
     "hash",
 )
-_COLUMN_LIST = ", ".join(_COLUMNS)
 _TIMES = frozenset({"observed_at", "observed_after", "recorded_at"})
 # What reads select: the columns in RecordedEvent order, but each time as integer microseconds
 # since the epoch (exact: EXTRACT gives a numeric). asyncpg builds a datetime per TIMESTAMPTZ
