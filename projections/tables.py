@@ -59,7 +59,15 @@ async def read_events(
     backend: Backend, conn: Any, after: int, until: int, limit: int
 ) -> list[RawEvent]:
     """Up to ``limit`` events in ``(after, until]``, in position order."""
-    rows = await backend.fetch(conn, READ_EVENTS, (after, until, limit))
+    # Positions are gap-free, so the next ``limit`` events lie in (after, after + limit]:
+    # saying so bounds the read by the batch, whatever the planner knows. (PostgreSQL without
+    # statistics on the log, e.g. autovacuum off, planned "position > after" as a bitmap scan
+    # and sort of the whole rest of the log for each batch: 0.9 s against 0.06 s per 50,000
+    # events at position 100,000 of 1M.)
+    bound = min(until, after + limit)
+    rows = await backend.fetch(conn, READ_EVENTS, (after, bound, limit))
+    if not rows and bound < until:  # a gap after all: read on to ``until``
+        rows = await backend.fetch(conn, READ_EVENTS, (after, until, limit))
     return [RawEvent(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
 
