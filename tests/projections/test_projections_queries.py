@@ -216,11 +216,14 @@ async def test_the_whole_inventory_in_one_page(timeline: EventStore) -> None:
     assert [r.id for r in (await inventory(timeline, limit=None)).items] == [WEB, SNAP]
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
     timeline: EventStore,
 ) -> None:
-    if timeline.dialect != "postgresql":
-        pytest.skip("an index of PostgreSQL's migration")
+    """An index of PostgreSQL's migration only: the test runs on PostgreSQL alone."""
+    assert timeline.dialect == "postgresql"
     backend = backend_for(timeline)
     sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=False)
     async with timeline.read_connection() as conn, conn.transaction():
