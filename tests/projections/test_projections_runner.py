@@ -118,19 +118,22 @@ async def test_newer_schema_version_stops_it_too(store: EventStore) -> None:
         await ProjectionRunner(store).catch_up()
 
 
-async def test_a_payload_of_another_type_stops_it_too(store: EventStore) -> None:
-    """The fold decodes each payload with its envelope type's own decoder: a payload whose
-    tag names another type (or that is not valid for the type) stops, never folds."""
-    removed = new(VM, Removed(), 2)
+@pytest.mark.parametrize(
+    "data",
+    [
+        new(VM, Removed(), 2).data,  # another type's tag
+        b'{"changes": []}',  # no tag at all
+    ],
+    ids=["another-tag", "no-tag"],
+)
+async def test_a_payload_not_of_its_type_stops_it_too(store: EventStore, data: bytes) -> None:
+    """The fold decodes payloads itself and checks what it got against the envelope's type:
+    a payload whose tag names another type, or that has none, stops as
+    :func:`collectors.events.decode` stops it; it never folds."""
     await store.append(
         [
             new(VM, Discovered(state=guest_state(VM)), 1),
-            NewEvent(
-                stream_id=VM,
-                type="status_changed",
-                data=removed.data,
-                observed_at=removed.observed_at,
-            ),
+            NewEvent(stream_id=VM, type="status_changed", data=data, observed_at=at(2)),
         ]
     )
     with pytest.raises(ProjectionStoppedError, match=r"position 2.*status_changed"):
