@@ -306,8 +306,12 @@ class VersionCache:
         """Give new streams the keys after ``after_key`` (the highest key in use, read under
         the append lock); returns the ``streams`` rows to insert, (stream_key, stream_id)."""
         rows = [(after_key + i, stream_id) for i, stream_id in enumerate(stream_ids, start=1)]
-        self.keys.update((stream_id, key) for key, stream_id in rows)
+        self.remember_keys(rows)
         return rows
+
+    def remember_keys(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Remember the keys of ``streams`` rows just written, (stream_key, stream_id)."""
+        self.keys.update((stream_id, key) for key, stream_id in rows)
 
     def appended(self, sealed: Sequence[RecordedEvent]) -> None:
         """After a commit: the batch's streams moved on, and so did the head."""
