@@ -467,6 +467,12 @@ class PostgresEventStore(EventStore):
             params.append(until_version)
             sql += f" AND version <= ${len(params)}"
         sql += " ORDER BY version"
+        if until_version is not None:
+            # Versions are 1, 2, 3, ... without gaps, so at most that many rows: saying so lets
+            # the planner read them in order from the stream index instead of a bitmap scan
+            # and a sort (0.61 -> 0.16 ms at the server for 50 of 100, on an unanalysed log).
+            params.append(max(until_version, 0))
+            sql += f" LIMIT ${len(params)}"
 
         async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:
             return _rows_to_events(await conn.fetch(sql, *params))

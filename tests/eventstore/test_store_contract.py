@@ -76,6 +76,8 @@ async def test_read_stream_up_to_a_position_or_a_time(store: EventStore) -> None
     assert [e.version for e in both] == [1]
     assert [e.version for e in await store.read_stream("vm", until_version=2)] == [1, 2]
     assert [e.version for e in await store.read_stream("vm", until_version=0)] == []
+    assert [e.version for e in await store.read_stream("vm", until_version=-1)] == []
+    assert [e.version for e in await store.read_stream("vm", until_version=9)] == [1, 2, 3]
     mixed = await store.read_stream("vm", until_version=3, until_position=3)
     assert [e.version for e in mixed] == [1, 2]
     assert await store.read_stream("missing") == []
