@@ -308,8 +308,9 @@ class PostgresEventStore(EventStore):
     async def _run_short(self, what: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """``work`` (one short statement) on the store's own connection when that is free,
         else on a pooled one, as :meth:`_run`. A statement cut short by anything but the
-        server's own error (a cancellation, a lost connection) leaves that connection in an
-        unknown state: it is dropped, and the next short read connects anew."""
+        server's own error about it (a cancellation, a lost connection) leaves that
+        connection in an unknown state: it is dropped, and the next short read connects
+        anew."""
         lock = self._direct_lock
         if lock.locked() or self._closed:
             return await self._run(what, work)
@@ -321,7 +322,10 @@ class PostgresEventStore(EventStore):
                 try:
                     return await work(conn)
                 except BaseException as exc:
-                    if not isinstance(exc, asyncpg.PostgresError):
+                    server_error = isinstance(exc, asyncpg.PostgresError) and not isinstance(
+                        exc, asyncpg.PostgresConnectionError
+                    )
+                    if not server_error or conn.is_closed():
                         self._direct = None
                         conn.terminate()
                     raise
