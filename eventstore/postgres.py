@@ -216,7 +216,20 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a connection the server ended, used again
+    OSError,
+    TimeoutError,
+)
+_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
+"""Errors that say the connection, not the statement, failed."""
 
 
 class PostgresEventStore(EventStore):
@@ -306,29 +319,33 @@ class PostgresEventStore(EventStore):
                 return await work(conn)
 
     async def _run_short(self, what: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """``work`` (one short statement) on the store's own connection when that is free,
-        else on a pooled one, as :meth:`_run`. A statement cut short by anything but the
-        server's own error about it (a cancellation, a lost connection) leaves that
-        connection in an unknown state: it is dropped, and the next short read connects
-        anew."""
+        """``work`` (one short read) on the store's own connection when that is free, else
+        on a pooled one, as :meth:`_run`.
+
+        A statement cut short by anything but the server's own error about it (a
+        cancellation, a lost connection) leaves that connection in an unknown state: it is
+        dropped. When the connection itself failed (the server ended it: a restart, an idle
+        timeout), the read runs once more on a new one; reads change nothing, so that is safe.
+        """
         lock = self._direct_lock
         if lock.locked() or self._closed:
             return await self._run(what, work)
         async with lock:
-            conn = self._direct
-            if conn is None or conn.is_closed():
-                conn = self._direct = await self._connect()
             with self._translated(what):
-                try:
-                    return await work(conn)
-                except BaseException as exc:
-                    server_error = isinstance(exc, asyncpg.PostgresError) and not isinstance(
-                        exc, asyncpg.PostgresConnectionError
-                    )
-                    if not server_error or conn.is_closed():
-                        self._direct = None
-                        conn.terminate()
-                    raise
+                for attempt in (1, 2):
+                    conn = self._direct
+                    if conn is None or conn.is_closed():
+                        conn = self._direct = await self._connect()
+                    try:
+                        return await work(conn)
+                    except BaseException as exc:
+                        lost = isinstance(exc, _LOST) or conn.is_closed()
+                        if lost or not isinstance(exc, asyncpg.PostgresError):
+                            self._direct = None
+                            conn.terminate()
+                        if not lost or attempt == 2:
+                            raise
+            raise AssertionError("unreachable")  # pragma: no cover
 
     # -- migrations ----------------------------------------------------------------------
     async def migrate(self) -> MigrationStatus:
