@@ -154,20 +154,26 @@ def test_every_command_has_help_with_examples(
     assert f"  pvetrail {name}" in text
 
 
-def test_serve_refuses_a_public_address_without_tokens(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def run_serve(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``pvetrail serve`` in this process, leaving the root logger as it found it (serve
+    configures logging for the process)."""
     import logging
 
-    monkeypatch.setenv("PVETRAIL_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("PVETRAIL_LISTEN", "0.0.0.0:8080")
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        code, _, err = run(capsys, "serve")
+        return run(capsys, "serve")
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_serve_refuses_a_public_address_without_tokens(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PVETRAIL_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("PVETRAIL_LISTEN", "0.0.0.0:8080")
+    code, _, err = run_serve(capsys)
     assert code == 2
     assert "refusing to listen on 0.0.0.0" in err
     assert "no API tokens are configured" in err
@@ -176,7 +182,6 @@ def test_serve_refuses_a_public_address_without_tokens(
 def test_serve_says_when_its_port_is_taken(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import logging
     import socket
 
     with socket.socket() as taken:
@@ -184,12 +189,6 @@ def test_serve_says_when_its_port_is_taken(
         taken.listen()
         monkeypatch.setenv("PVETRAIL_DATABASE_URL", sqlite_url)
         monkeypatch.setenv("PVETRAIL_LISTEN", f"127.0.0.1:{taken.getsockname()[1]}")
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        try:
-            code, _, err = run(capsys, "serve")
-        finally:
-            root.handlers[:] = handlers
-            root.setLevel(level)
+        code, _, err = run_serve(capsys)
     assert code == 2
     assert "cannot listen on 127.0.0.1" in err

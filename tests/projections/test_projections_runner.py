@@ -246,6 +246,8 @@ async def test_cancelling_mid_batch_loses_and_duplicates_nothing(store: EventSto
     rng = random.Random(21)
     await store.append(random_events(rng, 600))
     runner = ProjectionRunner(store, batch_size=11)
+    head = await store.head()
+    cut_at = []
     for delay in (0.0, 0.001, 0.003, 0.007, 0.02):
         task = asyncio.create_task(runner.catch_up())
         await asyncio.sleep(delay)
@@ -255,6 +257,9 @@ async def test_cancelling_mid_batch_loses_and_duplicates_nothing(store: EventSto
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        cut_at.append(await runner.checkpoint())
+    # At least one cancel must have landed part-way, or nothing here was tested.
+    assert any(0 < position < head for position in cut_at), cut_at
     await runner.catch_up()
     after_cancels = await table_rows(store)
     await rebuild(store)
