@@ -483,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-library", action="store_true", help="skip the eventsourcing runs")
     args = parser.parse_args(argv)
     total = args.streams * args.versions
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
     print(
         f"{total:,} events ({args.streams:,} streams x {args.versions}), payload "
         f"~{len(_encode(payload(1, 1)))} bytes; {args.single:,} single appends; "

@@ -406,13 +406,24 @@ def seal_batch(
 ) -> list[RecordedEvent]:
     """Give a batch its positions, versions and hashes, checking expected versions.
 
-    Both backends call this inside their serialised append, with the head and the streams'
-    versions read in the same transaction.
+    Both backends call this (or its two halves, :func:`assign_versions` then :func:`seal`)
+    inside their serialised append, with the head and the streams' versions read in the same
+    transaction.
     """
+    return seal(
+        events,
+        assign_versions(events, current_versions),
+        head_position=head_position,
+        head_hash=head_hash,
+        recorded_at=recorded_at,
+    )
+
+
+def assign_versions(events: Sequence[NewEvent], current_versions: Mapping[str, int]) -> list[int]:
+    """Each event's version in its stream, checking its expected version: the cheap half of
+    sealing, and the only one that can refuse a batch (``ConcurrencyError``)."""
     versions = dict(current_versions)
-    prev = head_hash
-    sealed: list[RecordedEvent] = []
-    position = head_position
+    assigned: list[int] = []
     for new in events:
         stream_id = new.stream_id
         current = versions.get(stream_id, 0)
@@ -420,12 +431,32 @@ def seal_batch(
             raise ConcurrencyError(
                 f"stream {stream_id!r} is at version {current}, expected {new.expected_version}"
             )
-        version = current + 1
-        versions[stream_id] = version
+        versions[stream_id] = current + 1
+        assigned.append(current + 1)
+    return assigned
+
+
+def seal(
+    events: Sequence[NewEvent],
+    versions: Sequence[int],
+    *,
+    head_position: int,
+    head_hash: str,
+    recorded_at: datetime,
+) -> list[RecordedEvent]:
+    """Chain ``events`` after the head, with the versions :func:`assign_versions` gave them.
+
+    A batch may be sealed in consecutive slices, each after the last event of the one before
+    (the PostgreSQL backend sends one slice while it seals the next).
+    """
+    prev = head_hash
+    sealed: list[RecordedEvent] = []
+    position = head_position
+    for new, version in zip(events, versions, strict=True):
         position += 1
         fields = (
             position,
-            stream_id,
+            new.stream_id,
             version,
             new.type,
             new.schema_version,

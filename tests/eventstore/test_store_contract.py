@@ -15,6 +15,7 @@ from store_helpers import T0, new_event, raw_execute, raw_fetch, varied_events
 
 from eventstore import (
     GENESIS_HASH,
+    Actor,
     ConcurrencyError,
     DatabaseUnavailableError,
     EventStore,
@@ -92,6 +93,52 @@ async def test_round_trip_keeps_every_field(store: EventStore) -> None:
         assert event.recorded_at.utcoffset() == timedelta(0)
     assert {e.actor for e in read if e.actor} == {e.actor for e in appended if e.actor}
     assert read[1].data.decode().startswith('{"name":"vm-ü-1"')
+
+
+ODD_TEXT = ("tab\there", "new\nline", "cr\rhere", "back\\slash", "\\N", "\\x41", "ü β 🚀", "")
+
+
+@pytest.mark.parametrize("size", [len(ODD_TEXT), 450], ids=["small", "bulk"])
+async def test_text_with_copy_format_specials_round_trips(store: EventStore, size: int) -> None:
+    """Tabs, newlines, CRs, backslashes and a literal ``\\N`` in every free-text field come
+    back byte for byte, on the small path and on the bulk one (PostgreSQL: COPY's text
+    format, sent in slices while the rest of the batch is sealed)."""
+    events = []
+    for i in range(size):
+        odd = ODD_TEXT[i % len(ODD_TEXT)]
+        events.append(
+            NewEvent(
+                stream_id=f"lab/{odd}/{i}",
+                type=f"t{odd}",
+                data=('{"s":"%s","i":%d}' % (odd.encode("unicode_escape").decode(), i)).encode(),  # noqa: UP031
+                observed_at=T0 + timedelta(microseconds=i),
+                actor=Actor(user=f"u{odd}@pam", token=odd, upid=None) if i % 2 else None,
+                correlation_id=odd if i % 3 else None,
+            )
+        )
+    appended = await store.append(events)
+    assert [e.stream_id for e in appended] == [e.stream_id for e in events]
+    assert await store.read_batch(0, size + 1) == appended
+    assert await store.read_stream(events[1].stream_id) == [appended[1]]
+    assert (await store.verify()).ok
+
+
+async def test_a_batch_failing_while_it_is_sealed_leaves_nothing(store: EventStore) -> None:
+    """An event that cannot be sealed (its payload is not UTF-8) late in a bulk batch: on
+    PostgreSQL the slices before it were already sent to the server. Nothing of the batch may
+    stay, and the store goes on appending."""
+    await store.append([new_event("before", 0)])
+    batch = [new_event(f"s{i}", i) for i in range(450)]
+    batch[420] = new_event("s420", 420, data=b'{"bad":"\xff"}')
+    with pytest.raises(UnicodeDecodeError):
+        await store.append(batch)
+    assert await store.head() == 1
+    assert await store.stream_versions(["s0", "s419", "s420"]) == {}
+    batch[420] = new_event("s420", 420)
+    appended = await store.append(batch)
+    assert [e.position for e in appended] == list(range(2, 452))
+    assert await store.stream_versions(["s0", "s420", "s449"]) == {"s0": 1, "s420": 1, "s449": 1}
+    assert (await store.verify()).ok
 
 
 async def test_times_keep_every_microsecond_either_side_of_the_epoch(store: EventStore) -> None:
