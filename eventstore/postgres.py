@@ -94,8 +94,11 @@ _INSERT_STREAMS = (
 _HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 _HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
 _BATCH = f"SELECT {_SELECT_LIST} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+# One stream's events mostly have a time each of their own (they come from different polls),
+# so there is nothing to share: asyncpg's own TIMESTAMPTZ decoding is cheaper than an integer
+# and a datetime built in Python (~1 us a value less; 100 of them for 50 events).
 _STREAM = (
-    f"SELECT {_SELECT_LIST} FROM events "
+    f"SELECT {', '.join(_COLUMNS)} FROM events "
     "WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = $1)"
 )
 # The existing streams among the given ids, each with its key and newest version: one index
@@ -154,6 +157,15 @@ def _from_micros(micros: int) -> datetime:
 def _rows_to_events(rows: Iterable[Any]) -> list[RecordedEvent]:
     """The events of a batch of records selected with ``_SELECT_LIST``."""
     return rows_to_events(rows, _from_micros, _actor_decoder.decode)
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+def _stream_rows_to_events(rows: Iterable[Any]) -> list[RecordedEvent]:
+    """The events of records selected with the plain columns (times as asyncpg's datetimes)."""
+    return rows_to_events(rows, _same, _actor_decoder.decode)
 
 
 def _event_to_record(e: RecordedEvent, stream_key: int) -> tuple[Any, ...]:
@@ -594,7 +606,7 @@ class PostgresEventStore(EventStore):
             sql += f" LIMIT ${len(params)}"
 
         async def work(conn: asyncpg.Connection) -> list[RecordedEvent]:
-            return _rows_to_events(await conn.fetch(sql, *params))
+            return _stream_rows_to_events(await conn.fetch(sql, *params))
 
         return await self._run_short("read stream", work)
 
