@@ -18,6 +18,7 @@ from collectors.events import (
     TagsChanged,
 )
 from eventstore import Actor, EventStore, utcnow
+from eventstore.sqlite import READ_MMAP_BYTES
 from projections.backend import backend_for
 from projections.errors import (
     InvalidParameterError,
@@ -34,7 +35,7 @@ from projections.queries import (
     relations,
     resource_at,
 )
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionRunner, rebuild
 from tests.projections.projection_helpers import at, change, guest_state, new
 
 WEB = "lab/qemu/100"
@@ -233,6 +234,29 @@ async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
         await conn.execute("SET LOCAL enable_indexscan = off")
         plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + backend.sql(sql), *args))
     assert "Bitmap Index Scan on proj_versions_span" in plan
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_walks_the_resources_by_their_covering_index_after_a_rebuild(
+    timeline: EventStore,
+) -> None:
+    """SQLite's whole inventory reads proj_resources through proj_resources_scan only (its
+    wide rows stay unread), also once a rebuild has replaced the table and its indexes; and
+    the readers map the file (a query's pages are not copied into each reader's cache)."""
+    assert timeline.dialect == "sqlite"
+    before = await inventory(timeline, at=at(55), limit=None)
+    await rebuild(timeline)
+    backend = backend_for(timeline)
+    sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=True)
+    async with timeline.read_connection() as conn:
+        plan = [row[3] for row in await backend.fetch(conn, "EXPLAIN QUERY PLAN " + sql, args)]
+        [[mapped]] = await backend.fetch(conn, "PRAGMA mmap_size", ())
+    assert any(
+        step.startswith("SCAN r USING COVERING INDEX proj_resources_scan") for step in plan
+    ), plan
+    assert mapped == READ_MMAP_BYTES
+    assert (await inventory(timeline, at=at(55), limit=None)).items == before.items
+    assert len(before.items) == 3
 
 
 async def test_bad_parameters(timeline: EventStore) -> None:
