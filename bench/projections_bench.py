@@ -216,7 +216,9 @@ async def measure(
     head = await store.head()
     sql_times: list[float] = []
     call_times: list[float] = []
-    async with store.read_connection() as conn:
+    # The connection the read side uses for one resource (SQLite: the store's inline one, on
+    # this thread; a pooled aiosqlite reader would add two thread hops to each query).
+    async with backend.short_reads(store) as conn:
         for _ in range(LOOKUPS):
             rid = f"lab/qemu/{100 + rng.randrange(RESOURCES)}"
             t = past()
