@@ -6,6 +6,7 @@ Appends, positions, versions, atomic batches, reads, settings, waiting and named
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from datetime import timedelta
@@ -135,10 +136,8 @@ async def test_an_append_cancelled_at_any_point_is_all_or_nothing(store: EventSt
         task = asyncio.create_task(store.append(batch))
         await asyncio.sleep(delay)
         cancelled = task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         # SQLite finishes an append its caller gave up on (its worker thread is not
         # interruptible); the next append queues behind it, so it tells what stayed.
         [after] = await store.append([new_event(f"after/{round_}", 0)])
