@@ -236,6 +236,36 @@ async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
     assert "Bitmap Index Scan on proj_versions_span" in plan
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_postgresql_compares_ids_byte_for_byte_also_after_a_rebuild(
+    timeline: EventStore,
+) -> None:
+    """Every id column is COLLATE "C" (migration 0201), so ids sort as on SQLite whatever the
+    database's locale, also in the tables a rebuild swaps in."""
+    assert timeline.dialect == "postgresql"
+    before = await inventory(timeline, at=at(55), limit=None)
+    await rebuild(timeline)
+    async with timeline.read_connection() as conn:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND column_name IN "
+            "('resource_id', 'from_id', 'to_id') ORDER BY table_name, column_name"
+        )
+    assert [tuple(row) for row in rows] == [
+        ("observations", "resource_id", "C"),
+        ("proj_configs", "resource_id", "C"),
+        ("proj_edges", "from_id", "C"),
+        ("proj_edges", "to_id", "C"),
+        ("proj_resources", "resource_id", "C"),
+        ("proj_versions", "resource_id", "C"),
+    ]
+    after = await inventory(timeline, at=at(55), limit=None)
+    assert after.items == before.items
+    assert [r.id for r in after.items] == sorted(r.id for r in after.items)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_sqlite_walks_the_resources_by_their_covering_index_after_a_rebuild(
     timeline: EventStore,
