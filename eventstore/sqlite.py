@@ -49,9 +49,9 @@ READ_MMAP_BYTES = 1 << 30
 """The readers map up to this much of the database file into memory (``PRAGMA mmap_size``)
 instead of copying each page they touch into their own cache with a read call. The whole
 inventory at a time touches a page or two in each of 10,000 places in the projection tables;
-mapped, it took about a third less time at a million events (docs/benchmarks.md). The mapped pages are the operating
-system's file cache, shared and reclaimable, but they count in the process's RSS while
-touched. Only readers map (``query_only``); the writer keeps plain writes."""
+mapped, it took about a third less time at a million events (docs/benchmarks.md). The
+mapped pages are the operating system's file cache, shared and reclaimable, but they count
+in the process's RSS while touched. Only readers map (``query_only``); the writer does not."""
 
 WAL_PAGES = 10_000
 """Checkpoint the WAL into the database file after this many pages (SQLite's default: 1,000).
