@@ -280,6 +280,20 @@ def _found(rows: Sequence[Any]) -> dict[str, tuple[int, int]]:
 
 def _translate(exc: BaseException, what: str, url: str) -> EventStoreError:
     """The store's own exception for an asyncpg (or socket) error."""
+    context = exc.__context__
+    if (
+        isinstance(exc, asyncpg.InterfaceError)
+        and "connection is closed" in str(exc)
+        and isinstance(context, _DRIVER_ERRORS)
+    ):
+        # A transaction's exit on a connection that died says only that it is closed: the
+        # error that closed it (e.g. the server ending it mid-COPY) is the one to report.
+        exc = context
+    if isinstance(exc, asyncpg.ConnectionDoesNotExistError):
+        return DatabaseUnavailableError(
+            f"{what}: lost the connection to database {mask_url(url)!r}: "
+            f"{exc.__class__.__name__}: {exc}"
+        )
     if isinstance(exc, asyncpg.UniqueViolationError) and (
         exc.constraint_name == "events_stream_version" or "events_stream_version" in str(exc)
     ):
@@ -295,7 +309,6 @@ def _translate(exc: BaseException, what: str, url: str) -> EventStoreError:
         exc,
         OSError
         | TimeoutError
-        | asyncpg.ConnectionDoesNotExistError
         | asyncpg.CannotConnectNowError
         | asyncpg.InvalidCatalogNameError
         | asyncpg.InvalidAuthorizationSpecificationError

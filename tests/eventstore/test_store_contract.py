@@ -587,6 +587,47 @@ async def test_postgres_short_reads_side_by_side_and_after_a_cancelled_one(
 
 
 @pytest.mark.postgres
+async def test_postgres_append_whose_connection_dies_mid_copy_leaves_nothing(
+    postgres_url: str,
+) -> None:
+    """The server ends the appending connection while its COPY is streaming (a restart, a
+    network cut): the append fails with the store's own error, nothing of the batch stays,
+    and the next append, on a fresh connection, follows the head."""
+    import asyncpg
+
+    from eventstore.postgres import split_url
+
+    store = await open_store(postgres_url)
+    dsn, _ = split_url(postgres_url)
+    killer = await asyncpg.connect(dsn)
+    try:
+        await store.migrate()
+        await store.append([new_event("before", 0)])
+        batch = [new_event(f"s{i}", i) for i in range(20_000)]
+        append = asyncio.create_task(store.append(batch))
+        killed: list[int] = []
+        deadline = time.monotonic() + 10
+        while not killed and not append.done() and time.monotonic() < deadline:
+            for (pid,) in await killer.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'COPY %events%' AND state = 'active'"
+            ):
+                await killer.execute("SELECT pg_terminate_backend($1)", pid)
+                killed.append(pid)
+        assert killed, "the append's COPY was never seen running"
+        with pytest.raises(DatabaseUnavailableError, match="append: lost the connection"):
+            await append
+        assert await store.head() == 1
+        assert await store.stream_versions(["s0", "s19999"]) == {}
+        [after] = await store.append([new_event("after", 1)])
+        assert after.position == 2
+        assert (await store.verify()).ok
+    finally:
+        await killer.close()
+        await store.close()
+
+
+@pytest.mark.postgres
 async def test_wait_for_events_survives_a_lost_listen_connection(postgres_url: str) -> None:
     """The server drops the LISTEN session: the periodic head check still sees appends."""
     reader = await open_store(postgres_url)
