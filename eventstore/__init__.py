@@ -8,6 +8,7 @@ from .errors import (
     ConcurrencyError,
     DatabaseUnavailableError,
     EventStoreError,
+    InvalidEventError,
     MigrationError,
     UnsupportedDatabaseURLError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Dialect",
     "EventStore",
     "EventStoreError",
+    "InvalidEventError",
     "MigrationError",
     "MigrationStatus",
     "NewEvent",

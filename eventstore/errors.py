@@ -30,3 +30,9 @@ class MigrationError(EventStoreError):
 
 class AppendOnlyViolationError(EventStoreError):
     """The database refused an UPDATE or DELETE on the event log (it is append-only)."""
+
+
+class InvalidEventError(EventStoreError, ValueError):
+    """An event of an append cannot be recorded as given: a naive time, a payload that is not
+    UTF-8, a field of the wrong kind. The message names the event (stream, version, type);
+    nothing of the batch was written."""

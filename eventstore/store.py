@@ -20,7 +20,7 @@ import msgspec
 
 from .canonical import envelope_bytes
 from .envelope import Actor, NewEvent, RecordedEvent
-from .errors import ConcurrencyError
+from .errors import ConcurrencyError, InvalidEventError
 from .migrations import MigrationStatus
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -468,7 +468,14 @@ def seal(
             new.data,
             prev,
         )
-        digest = sha256(envelope_bytes(*fields)).hexdigest()
+        try:
+            canonical = envelope_bytes(*fields)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidEventError(
+                f"event {new.type!r} for stream {new.stream_id!r} (version {version}) "
+                f"cannot be recorded: {exc.__class__.__name__}: {exc}"
+            ) from exc
+        digest = sha256(canonical).hexdigest()
         sealed.append(RecordedEvent(*fields, digest))
         prev = digest
     return sealed
