@@ -397,9 +397,23 @@ class SQLiteEventStore(EventStore):
             raise EventStoreError("the event store is closed")
         async with self._write_lock:
             with _translated("append"):
-                sealed = await _on_thread(self._writer, _append_rows, events, self._versions)
+                work = asyncio.ensure_future(
+                    _on_thread(self._writer, _append_rows, events, self._versions)
+                )
+                try:
+                    sealed = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # The worker thread cannot be interrupted: the append goes on and may
+                    # commit after its caller gave up. Waiters in this process then hear of
+                    # it when it does, not at their next once-a-second data_version check.
+                    work.add_done_callback(self._signal_if_appended)
+                    raise
         self._signal_append()
         return sealed
+
+    def _signal_if_appended(self, work: asyncio.Future[list[RecordedEvent]]) -> None:
+        if not work.cancelled() and work.exception() is None:
+            self._signal_append()
 
     # -- reading -------------------------------------------------------------------------
     async def head(self) -> int:

@@ -342,6 +342,42 @@ async def test_wait_for_events_wakes_for_an_append_of_this_store(store: EventSto
     assert time.monotonic() - started < 0.5  # the in-process signal, not a poll
 
 
+async def test_wait_for_events_wakes_for_an_append_whose_caller_gave_up(tmp_path: object) -> None:
+    """SQLite: an append cancelled while its worker thread writes still commits (the thread
+    cannot be interrupted); waiters in the process hear of it when it commits, not at their
+    next once-a-second check of the file."""
+    store = await open_store(f"sqlite:///{tmp_path}/gave-up.db")
+    try:
+        await store.migrate()
+        committed = False
+        for round_, delay in enumerate((0.002, 0.005, 0.01, 0.02, 0.05)):
+            before = await store.head()
+            waiter = asyncio.create_task(store.wait_for_events(before, 10))
+            await asyncio.sleep(0.01)
+            started = time.monotonic()
+            append = asyncio.create_task(
+                store.append([new_event(f"r{round_}/s{i}", i) for i in range(2000)])
+            )
+            await asyncio.sleep(delay)
+            if append.done():  # finished before the cancel: nothing to test this round
+                await append
+                await waiter
+                continue
+            append.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await append
+            head = await asyncio.wait_for(waiter, 5)
+            if head == before:  # cancelled before it reached the thread: nothing written
+                continue
+            assert head == before + 2000
+            assert time.monotonic() - started < 0.7  # the signal, not the 1 s check
+            committed = True
+            break
+        assert committed, "no cancelled append reached its worker thread"
+    finally:
+        await store.close()
+
+
 async def test_wait_for_events_wakes_for_another_store_object(
     store: EventStore, database_url: str
 ) -> None:
