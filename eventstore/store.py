@@ -265,7 +265,15 @@ class VersionCache:
         self.head = head
 
     def split(self, stream_ids: set[str]) -> tuple[dict[str, int], list[str]]:
-        """The known versions (0: no such stream) and the ids to look up in the database."""
+        """The known versions (0: no such stream) and the ids to look up in the database.
+
+        A cache that would pass ``SIZE_LIMIT`` starts over here, before the batch relies on
+        anything it remembers: every stream of the batch is then looked up afresh, so no
+        stream of it can lose its key halfway (and be taken for a new one).
+        """
+        if len(self.versions) + len(stream_ids) > self.SIZE_LIMIT:
+            self.versions = {}
+            self.keys = {}
         known: dict[str, int] = {}
         missing: list[str] = []
         versions = self.versions
@@ -282,9 +290,6 @@ class VersionCache:
     ) -> dict[str, int]:
         """Remember what was just read for ``looked_up``: ``found`` maps the streams that exist
         to (stream_key, version); the others are at version 0. Returns the versions."""
-        if len(self.versions) + len(looked_up) > self.SIZE_LIMIT:
-            self.versions = {}
-            self.keys = {}
         learned: dict[str, int] = {}
         keys = self.keys
         for stream_id in looked_up:

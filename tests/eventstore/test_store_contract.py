@@ -517,6 +517,27 @@ async def test_versions_stay_exact_when_store_objects_take_turns(
     assert (await store.verify()).ok
 
 
+async def test_a_full_version_cache_starts_over_without_losing_a_stream(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the streams remembered between appends would pass the cache's limit, it starts
+    over: a batch mixing remembered and new streams must still append, each stream keeping
+    its one key and its versions."""
+    from eventstore.store import VersionCache
+
+    monkeypatch.setattr(VersionCache, "SIZE_LIMIT", 3)
+    await store.append([new_event("a", 0), new_event("b", 1)])
+    appended = await store.append(
+        [new_event("a", 2, expected=1), new_event("c", 3), new_event("d", 4)]
+    )
+    assert [(e.stream_id, e.version) for e in appended] == [("a", 2), ("c", 1), ("d", 1)]
+    [b2] = await store.append([new_event("b", 5, expected=1)])
+    assert b2.version == 2
+    assert await store.stream_versions(["a", "b", "c", "d"]) == {"a": 2, "b": 2, "c": 1, "d": 1}
+    assert [len(await store.read_stream(s)) for s in "abcd"] == [2, 2, 1, 1]
+    assert (await store.verify()).ok
+
+
 async def test_stream_keys_stay_one_per_stream_across_store_objects(
     store: EventStore, database_url: str
 ) -> None:
