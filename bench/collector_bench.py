@@ -173,10 +173,6 @@ async def _timed(coro: Any, label: str) -> tuple[float, Any]:
 
 async def _observation_rows(store: EventStore) -> int:
     async with store.read_connection() as conn:
-        if store.dialect == "sqlite":
-            async with conn.execute("SELECT count(*) FROM observations") as cursor:
-                row = await cursor.fetchone()
-                return int(row[0])
         return int(await conn.fetchval("SELECT count(*) FROM observations"))
 
 

@@ -99,7 +99,7 @@ async def explain(store: EventStore, size: int, seed: int) -> None:
     async with store.read_connection() as conn:
         observed = await _has_observations(backend, conn)
         sql, args = _versions_sql(backend, point, observed=observed)
-        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + backend.sql(sql), *args)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, args)
     print("\n".join(row[0] for row in plan))
 
 

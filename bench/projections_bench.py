@@ -171,16 +171,15 @@ async def versions_size(store: EventStore) -> int:
         # the dbstat virtual table is not always compiled in: count pages per table instead
         total = 0
         names = ["proj_versions", "proj_configs"]
-        async with conn.execute(
-            "SELECT name FROM sqlite_master WHERE tbl_name IN (?, ?)", names
-        ) as cur:
-            objects = [row[0] for row in await cur.fetchall()]
+        objects = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT name FROM sqlite_master WHERE tbl_name IN (?, ?)", names
+            )
+        ]
         try:
             for name in objects:
-                async with conn.execute(
-                    "SELECT SUM(pgsize) FROM dbstat WHERE name = ?", (name,)
-                ) as cur:
-                    row = await cur.fetchone()
+                row = await conn.fetchone("SELECT SUM(pgsize) FROM dbstat WHERE name = ?", (name,))
                 total += int(row[0] or 0) if row else 0
         except Exception:  # no dbstat compiled in: report 0 rather than fail the run
             return 0

@@ -13,7 +13,8 @@ from .errors import (
     UnsupportedDatabaseURLError,
 )
 from .migrations import MigrationStatus
-from .store import Dialect, EventStore, VerifyResult
+from .sql import Connection, Dialect, Row
+from .store import EventStore, VerifyResult
 from .urls import dialect_of, mask_url
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Actor",
     "AppendOnlyViolationError",
     "ConcurrencyError",
+    "Connection",
     "DatabaseUnavailableError",
     "Dialect",
     "EventStore",
@@ -30,6 +32,7 @@ __all__ = [
     "MigrationStatus",
     "NewEvent",
     "RecordedEvent",
+    "Row",
     "UnsupportedDatabaseURLError",
     "VerifyResult",
     "dialect_of",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from .errors import (
     UnsupportedDatabaseURLError,
 )
 from .migrations import MigrationStatus, check_applied, load_migrations
+from .sql import Connection, Row
 from .store import EventStore, VersionCache, assign_versions, rows_to_events, seal
 from .urls import mask_url
 
@@ -344,6 +346,60 @@ _LOST = (
     ConnectionError,
 )
 """Errors that say the connection, not the statement, failed."""
+
+
+@functools.lru_cache(maxsize=4096)
+def placeholders(sql: str) -> str:
+    """A statement written with ``?`` placeholders in asyncpg's ``$n`` style (converted once,
+    then cached). The companions' SQL never has a ``?`` inside a string literal, so a plain
+    scan is enough."""
+    parts = sql.split("?")
+    out = [parts[0]]
+    for number, part in enumerate(parts[1:], start=1):
+        out.append(f"${number}{part}")
+    return "".join(out)
+
+
+class PostgresConnection(Connection):
+    """An asyncpg connection of the store's pool; times are TIMESTAMPTZ."""
+
+    dialect = "postgresql"
+    __slots__ = ("_db",)
+
+    def __init__(self, db: asyncpg.Connection) -> None:
+        self._db = db
+
+    @property
+    def raw(self) -> asyncpg.Connection:
+        return self._db
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return list(await self._db.fetch(placeholders(sql), *args))
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        await self._db.execute(placeholders(sql), *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = list(rows)
+        if batch:
+            await self._db.executemany(placeholders(sql), batch)
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        # COPY: several times faster than INSERTs for a rebuild's batches of thousands.
+        if rows:
+            await self._db.copy_records_to_table(table, records=rows, columns=list(columns))
+
+    async def table_exists(self, name: str) -> bool:
+        return bool(await self._db.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
+
+    def time_in(self, value: datetime) -> Any:
+        return value
+
+    def time_out(self, value: Any) -> datetime:
+        result: datetime = value
+        return result.astimezone(UTC)
 
 
 class PostgresEventStore(EventStore):
@@ -666,16 +722,16 @@ class PostgresEventStore(EventStore):
 
     # -- companions ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         with self._translated("transaction"):
             async with self.pool.acquire() as conn, conn.transaction():
-                yield conn
+                yield PostgresConnection(conn)
 
     @contextlib.asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def read_connection(self) -> AsyncIterator[Connection]:
         with self._translated("read"):
             async with self.pool.acquire() as conn:
-                yield conn
+                yield PostgresConnection(conn)
 
     async def get_setting(self, name: str) -> str | None:
         async def work(conn: asyncpg.Connection) -> str | None:

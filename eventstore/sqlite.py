@@ -28,6 +28,7 @@ from .errors import (
     MigrationError,
 )
 from .migrations import MigrationStatus, check_applied, load_migrations
+from .sql import Connection, Row
 from .store import EventStore, VersionCache, rows_to_events, seal_batch
 from .urls import sqlite_path
 
@@ -241,6 +242,67 @@ def _append_rows(
     return sealed
 
 
+class SQLiteConnection(Connection):
+    """An aiosqlite connection (the writer in a transaction, or a reader); times are
+    ``format_time`` TEXT, so they compare as strings."""
+
+    dialect = "sqlite"
+    __slots__ = ("_db",)
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @property
+    def raw(self) -> aiosqlite.Connection:
+        return self._db
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        async with self._db.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        async with self._db.execute(sql, tuple(args)):
+            pass
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._db.executemany(sql, rows)
+
+    async def table_exists(self, name: str) -> bool:
+        row = await self.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return row is not None
+
+    def time_in(self, value: datetime) -> Any:
+        return format_time(value)
+
+    def time_out(self, value: Any) -> datetime:
+        return parse_time(str(value))
+
+
+class _SmallReads(SQLiteConnection):
+    """The connection of :meth:`SQLiteEventStore.short_reads`: each read is the store's
+    :meth:`~SQLiteEventStore.read_small`; it writes nothing."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self._store = store
+
+    @property
+    def raw(self) -> aiosqlite.Connection:
+        raise EventStoreError("short reads have no connection of their own")
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return await self._store.read_small(sql, tuple(args))
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        raise EventStoreError("short reads cannot execute statements")
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise EventStoreError("short reads cannot execute statements")
+
+
 def split_statements(script: str) -> list[str]:
     """Split a SQL script into statements, keeping trigger bodies whole."""
     statements: list[str] = []
@@ -338,7 +400,7 @@ class SQLiteEventStore(EventStore):
         rows = self._read_inline(sql, params)
         if rows is not None:
             return rows
-        async with self.read_connection() as conn:
+        async with self._read_connection() as conn:
             return await _on_thread(conn, _fetch, sql, params)
 
     # -- migrations ----------------------------------------------------------------------
@@ -347,7 +409,7 @@ class SQLiteEventStore(EventStore):
         migrations = load_migrations("sqlite")
         applied: list[str] = []
         while True:
-            async with self.transaction() as conn:
+            async with self._transaction() as conn:
                 known = await self._known_migrations(conn, create=True)
                 pending = check_applied(known, migrations)
                 if not pending:
@@ -368,7 +430,7 @@ class SQLiteEventStore(EventStore):
     async def pending_migrations(self) -> MigrationStatus:
         """What ``migrate`` would apply, without applying it."""
         migrations = load_migrations("sqlite")
-        async with self.read_connection() as conn:
+        async with self._read_connection() as conn:
             known = await self._known_migrations(conn, create=False)
         pending = check_applied(known, migrations)
         return MigrationStatus(applied=sorted(known), pending=[m.name for m in pending])
@@ -419,12 +481,12 @@ class SQLiteEventStore(EventStore):
     async def head(self) -> int:
         rows = self._read_inline(_HEAD_POSITION, ())
         if rows is None:
-            async with self.read_connection() as conn:
+            async with self._read_connection() as conn:
                 rows = await _on_thread(conn, _fetch, _HEAD_POSITION, ())
         return int(rows[0][0]) if rows else 0
 
     async def read_batch(self, after: int, limit: int) -> list[RecordedEvent]:
-        async with self.read_connection() as conn:
+        async with self._read_connection() as conn:
             return await _on_thread(conn, _fetch_events, _BATCH, (after, limit))
 
     async def read_stream(
@@ -452,11 +514,11 @@ class SQLiteEventStore(EventStore):
         rows = self._read_inline(sql, params)
         if rows is not None:
             return _rows_to_events(rows)
-        async with self.read_connection() as conn:  # a long stream: on a worker thread
+        async with self._read_connection() as conn:  # a long stream: on a worker thread
             return await _on_thread(conn, _fetch_events, sql, params)
 
     async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
-        async with self.read_connection() as conn:
+        async with self._read_connection() as conn:
             return await _on_thread(conn, _versions, set(stream_ids))
 
     async def wait_for_events(self, after: int, timeout: float) -> int:
@@ -488,7 +550,26 @@ class SQLiteEventStore(EventStore):
 
     # -- companions ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._transaction() as conn:
+            yield SQLiteConnection(conn)
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[Connection]:
+        async with self._read_connection() as conn:
+            yield SQLiteConnection(conn)
+
+    def short_reads(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        # An indexed read of one resource takes tens of microseconds; each aiosqlite call is
+        # a hop to the connection's thread and back, which under load (server and clients
+        # sharing the cores, the GIL passed back and forth) cost p99s of hundreds of ms.
+        # The inline connection reads on the loop's own thread instead (falling back to a
+        # reader when the database is busy). Each read is its own snapshot, as each
+        # autocommit statement on a reader already was.
+        return contextlib.nullcontext(_SmallReads(self))
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         if self._writer is None:
             raise EventStoreError("the event store is closed")
         async with self._write_lock:
@@ -520,7 +601,7 @@ class SQLiteEventStore(EventStore):
         signal.set()
 
     @contextlib.asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _read_connection(self) -> AsyncIterator[aiosqlite.Connection]:
         if not self._all_readers:
             raise EventStoreError("the event store is closed")
         conn = await self._readers.get()
@@ -532,14 +613,14 @@ class SQLiteEventStore(EventStore):
 
     async def get_setting(self, name: str) -> str | None:
         async with (
-            self.read_connection() as conn,
+            self._read_connection() as conn,
             conn.execute("SELECT value FROM settings WHERE name = ?", (name,)) as cur,
         ):
             row = await cur.fetchone()
         return str(row[0]) if row else None
 
     async def ensure_setting(self, name: str, make: Callable[[], str]) -> str:
-        async with self.transaction() as conn:
+        async with self._transaction() as conn:
             async with conn.execute("SELECT value FROM settings WHERE name = ?", (name,)) as cur:
                 row = await cur.fetchone()
             if row is not None:

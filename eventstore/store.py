@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from hashlib import sha256
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -22,8 +22,7 @@ from .canonical import envelope_bytes
 from .envelope import Actor, NewEvent, RecordedEvent
 from .errors import ConcurrencyError, InvalidEventError
 from .migrations import MigrationStatus
-
-Dialect = Literal["sqlite", "postgresql"]
+from .sql import Connection, Dialect
 
 
 class VerifyResult(msgspec.Struct, frozen=True):
@@ -133,8 +132,8 @@ class EventStore(abc.ABC):
 
     # -- companions ----------------------------------------------------------------------
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Any]:
-        """A write transaction on the store's database, yielding the driver's connection.
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction on the store's database, yielding a :class:`Connection`.
 
         For the store's companions (projection tables, the observations table, settings) that
         must commit together. SQLite: ``BEGIN IMMEDIATE`` on the one writer connection, so it
@@ -144,8 +143,14 @@ class EventStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read_connection(self) -> AbstractAsyncContextManager[Any]:
-        """A connection for reads (the driver's own), never blocking the writer."""
+    def read_connection(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection for reads, never blocking the writer."""
+
+    def short_reads(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection for a request made of a few short, indexed reads (one resource at a
+        point): by default one of the readers; a backend may answer such reads more cheaply.
+        Only :meth:`Connection.fetch` and its kin run on it."""
+        return self.read_connection()
 
     @abc.abstractmethod
     async def get_setting(self, name: str) -> str | None:

@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from eventstore import EventStore
+from eventstore import Connection, EventStore, Row
 
 
 class Backend(abc.ABC):
@@ -27,25 +27,10 @@ class Backend(abc.ABC):
     only where the database does that work in a process of its own, on another core (on
     SQLite the driver's threads would contend with the fold for the GIL, row by row)."""
 
-    def __init__(self) -> None:
-        self._converted: dict[str, str] = {}
-
-    def sql(self, text: str) -> str:
-        """The statement in this dialect's placeholder style (converted once, then cached)."""
-        found = self._converted.get(text)
-        if found is None:
-            found = self._convert(text)
-            self._converted[text] = found
-        return found
-
-    def _convert(self, text: str) -> str:
-        return text
-
-    def short_reads(self, store: EventStore) -> AbstractAsyncContextManager[Any]:
+    def short_reads(self, store: EventStore) -> AbstractAsyncContextManager[Connection]:
         """The connection for a request made of a few short, indexed reads (one resource at
-        a point): by default one of the store's readers; a backend may answer such reads more
-        cheaply. Only :meth:`fetch` and :meth:`fetchone` run on it."""
-        return store.read_connection()
+        a point): the store's :meth:`~eventstore.EventStore.short_reads`."""
+        return store.short_reads()
 
     def version_probe(self, where: str, order: str) -> str:
         """The FROM-clause part that joins each ``proj_resources r`` row to its one version
@@ -57,7 +42,7 @@ class Backend(abc.ABC):
             f"ORDER BY {order} LIMIT 1)"
         )
 
-    async def analyze(self, conn: Any, table: str) -> None:
+    async def analyze(self, conn: Connection, table: str) -> None:
         """Refresh the planner's statistics of a table filled in bulk (where it needs it)."""
         return None  # SQLite plans these queries well without statistics
 
@@ -74,71 +59,68 @@ class Backend(abc.ABC):
         """:meth:`time_out`, passing None through."""
         return None if value is None else self.time_out(value)
 
-    # -- statements ----------------------------------------------------------------------
-    @abc.abstractmethod
-    async def fetch(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    # -- statements (the store's one SQL: :class:`eventstore.Connection`) -----------------
+    async def fetch(self, conn: Connection, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         """All rows of a query (rows index like tuples)."""
+        return await conn.fetch(sql, args)
 
-    async def fetchone(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> Any:
+    async def fetchone(self, conn: Connection, sql: str, args: Sequence[Any] = ()) -> Row | None:
         """The first row of a query, or None."""
-        rows = await self.fetch(conn, sql, args)
-        return rows[0] if rows else None
+        return await conn.fetchone(sql, args)
 
-    @abc.abstractmethod
-    async def execute(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> None:
+    async def execute(self, conn: Connection, sql: str, args: Sequence[Any] = ()) -> None:
         """Run one statement."""
+        await conn.execute(sql, args)
 
-    @abc.abstractmethod
-    async def executemany(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def executemany(self, conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per row."""
+        await conn.executemany(sql, rows)
 
     async def insert_many(
-        self, conn: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]
+        self, conn: Connection, table: str, columns: str, rows: Sequence[Sequence[Any]]
     ) -> None:
-        """Insert rows (values in ``columns`` order); backends may use a faster path."""
-        if rows:
-            marks = ",".join("?" * len(rows[0]))
-            await self.executemany(conn, f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+        """Insert rows (values in ``columns`` order), COPY on PostgreSQL."""
+        await conn.insert_many(table, [c.strip() for c in columns.split(",")], rows)
 
     async def update_many(
-        self, conn: Any, template: str, table: str, rows: Sequence[Sequence[Any]]
+        self, conn: Connection, template: str, table: str, rows: Sequence[Sequence[Any]]
     ) -> None:
         """Run a statement (``template`` with ``{t}`` for the table) once per row; a backend
         may run a known template as one set-based statement instead."""
         if rows:
-            await self.executemany(conn, template.format(t=table), rows)
+            await conn.executemany(template.format(t=table), rows)
 
     # -- schema --------------------------------------------------------------------------
-    @abc.abstractmethod
-    async def table_exists(self, conn: Any, name: str) -> bool:
+    async def table_exists(self, conn: Connection, name: str) -> bool:
         """Whether a table of that name is visible on this connection."""
+        return await conn.table_exists(name)
 
     @abc.abstractmethod
-    async def create_like(self, conn: Any, table: str, shadow: str) -> list[str]:
+    async def create_like(self, conn: Connection, table: str, shadow: str) -> list[str]:
         """Create an empty table ``shadow`` with ``table``'s columns; returns the statements
         that give it ``table``'s keys and indexes, to run once it is filled (building an
         index from sorted rows once is far cheaper than keeping it up to date per row)."""
 
-    async def create_indexes(self, conn: Any, statements: Sequence[str]) -> None:
+    async def create_indexes(self, conn: Connection, statements: Sequence[str]) -> None:
         """Run what :meth:`create_like` returned (a rebuild, after filling its shadows)."""
         for statement in statements:
             await self.execute(conn, statement)
 
-    async def drop_table(self, conn: Any, name: str) -> None:
+    async def drop_table(self, conn: Connection, name: str) -> None:
         """Drop a table if it exists (a rebuild's leftover shadow)."""
         await self.execute(conn, f"DROP TABLE IF EXISTS {name}")
 
-    async def swap(self, conn: Any, table: str, shadow: str) -> None:
+    async def swap(self, conn: Connection, table: str, shadow: str) -> None:
         """Replace ``table`` by ``shadow`` inside the caller's transaction."""
         await self.execute(conn, f"DROP TABLE {table}")
         await self.execute(conn, f"ALTER TABLE {shadow} RENAME TO {table}")
 
-    async def bulk_mode(self, conn: Any, on: bool) -> None:
+    async def bulk_mode(self, conn: Connection, on: bool) -> None:
         """Tune the writer connection for a rebuild's large batches (and back)."""
         return None  # nothing to tune by default
 
     @abc.abstractmethod
-    async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
+    async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         """Every projection's checkpoint, locked until the caller's transaction ends."""
 
 

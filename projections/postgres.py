@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+
+from eventstore import Connection
 
 from .backend import Backend
 from .fold import RESOURCE_COLUMNS
@@ -63,14 +65,6 @@ class PostgresBackend(Backend):
     dialect = "postgresql"
     overlap_io = True
 
-    def _convert(self, text: str) -> str:
-        # '?' never appears inside the projections' string literals, so a plain scan is enough.
-        parts = text.split("?")
-        out = [parts[0]]
-        for number, part in enumerate(parts[1:], start=1):
-            out.append(f"${number}{part}")
-        return "".join(out)
-
     def version_probe(self, where: str, order: str) -> str:
         # Without LATERAL the planner may hash-join the whole versions table (a cost that
         # grows with history); LATERAL ... LIMIT 1 keeps it an index probe per resource.
@@ -79,7 +73,7 @@ class PostgresBackend(Backend):
             f"ORDER BY {order} LIMIT 1) v"
         )
 
-    async def analyze(self, conn: Any, table: str) -> None:
+    async def analyze(self, conn: Connection, table: str) -> None:
         # A rebuild's COPY leaves fresh tables without statistics until autovacuum comes by.
         await self.execute(conn, f"ANALYZE {table}")
 
@@ -90,50 +84,23 @@ class PostgresBackend(Backend):
         result: datetime = value
         return result.astimezone(UTC)
 
-    async def fetch(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        db: asyncpg.Connection = conn
-        return list(await db.fetch(self.sql(sql), *args))
-
-    async def execute(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> None:
-        db: asyncpg.Connection = conn
-        await db.execute(self.sql(sql), *args)
-
-    async def executemany(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        db: asyncpg.Connection = conn
-        batch = list(rows)
-        if batch:
-            await db.executemany(self.sql(sql), batch)
-
-    async def insert_many(
-        self, conn: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]
-    ) -> None:
-        # COPY: several times faster than INSERTs for a rebuild's batches of thousands.
-        if rows:
-            db: asyncpg.Connection = conn
-            names = [c.strip() for c in columns.split(",")]
-            await db.copy_records_to_table(table, records=rows, columns=names)
-
     async def update_many(
-        self, conn: Any, template: str, table: str, rows: Sequence[Sequence[Any]]
+        self, conn: Connection, template: str, table: str, rows: Sequence[Sequence[Any]]
     ) -> None:
         set_based = SET_BASED.get(template)
         if set_based is None or not rows:
             await super().update_many(conn, template, table, rows)
             return
-        db: asyncpg.Connection = conn
+        db: asyncpg.Connection = conn.raw
         columns = [list(column) for column in zip(*rows, strict=True)]
         await db.execute(set_based.format(t=table), *columns)
 
-    async def table_exists(self, conn: Any, name: str) -> bool:
-        db: asyncpg.Connection = conn
-        return bool(await db.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
-
-    async def create_like(self, conn: Any, table: str, shadow: str) -> list[str]:
+    async def create_like(self, conn: Connection, table: str, shadow: str) -> list[str]:
         # LIKE without its indexes (the primary key is one); they are built after the COPY.
         await self.execute(
             conn, f"CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)"
         )
-        db: asyncpg.Connection = conn
+        db: asyncpg.Connection = conn.raw
         later = [
             f"ALTER TABLE {shadow} ADD {row[0]}" for row in await db.fetch(_PRIMARY_KEY, table)
         ]
@@ -142,12 +109,12 @@ class PostgresBackend(Backend):
             later.append(_INDEX_HEAD.sub(f"CREATE \\1INDEX ON {shadow} USING", row[0], count=1))
         return later
 
-    async def create_indexes(self, conn: Any, statements: Sequence[str]) -> None:
+    async def create_indexes(self, conn: Connection, statements: Sequence[str]) -> None:
         # Index builds sort in maintenance_work_mem (64 MB by default): more spills less.
         await self.execute(conn, f"SET LOCAL maintenance_work_mem = '{BULK_SORT_MEMORY}'")
         await super().create_indexes(conn, statements)
 
-    async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
+    async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # FOR UPDATE orders the runner and a rebuild's swap: the later one sees the new value.
         rows = await self.fetch(
             conn, "SELECT name, position FROM projection_checkpoints ORDER BY name FOR UPDATE"

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
-from eventstore import EventStore, format_time, parse_time
-from eventstore.sqlite import SQLiteEventStore
+from eventstore import Connection, format_time, parse_time
 
 from .backend import Backend
 
@@ -26,38 +20,12 @@ _BULK_SETTINGS = {"cache_size": BULK_CACHE_KIB, "secure_delete": 0}
 """What :meth:`SQLiteBackend.bulk_mode` sets on the writer for a rebuild."""
 
 
-class _SmallReads:
-    """Stands for a connection in :meth:`SQLiteBackend.short_reads`: each read is the
-    store's :meth:`~eventstore.sqlite.SQLiteEventStore.read_small`."""
-
-    __slots__ = ("store",)
-
-    def __init__(self, store: SQLiteEventStore) -> None:
-        self.store = store
-
-
-@contextlib.asynccontextmanager
-async def _small_reads(store: SQLiteEventStore) -> AsyncIterator[_SmallReads]:
-    yield _SmallReads(store)
-
-
 class SQLiteBackend(Backend):
     """aiosqlite connections; the store's writer runs every transaction in BEGIN IMMEDIATE."""
 
     dialect = "sqlite"
     _settings: dict[str, Any] = {}  # replaced by bulk_mode, never changed in place
     """The writer's settings before a rebuild changed them (see :meth:`bulk_mode`)."""
-
-    def short_reads(self, store: EventStore) -> AbstractAsyncContextManager[Any]:
-        # An indexed read of one resource takes tens of microseconds; each aiosqlite call is
-        # a hop to the connection's thread and back, which under load (server and clients
-        # sharing the cores, the GIL passed back and forth) cost p99s of hundreds of ms.
-        # The store's inline connection reads on the loop's own thread instead (falling back
-        # to a reader when the database is busy). Each read is its own snapshot, as each
-        # autocommit statement on a reader already was.
-        if isinstance(store, SQLiteEventStore):
-            return _small_reads(store)
-        return super().short_reads(store)
 
     def version_probe(self, where: str, order: str) -> str:
         # The probe's index holds each row's rowid: join on it directly rather than on the
@@ -73,29 +41,7 @@ class SQLiteBackend(Backend):
     def time_out(self, value: Any) -> datetime:
         return parse_time(str(value))
 
-    async def fetch(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        if isinstance(conn, _SmallReads):
-            return await conn.store.read_small(sql, tuple(args))
-        db: aiosqlite.Connection = conn
-        async with db.execute(sql, tuple(args)) as cur:
-            return list(await cur.fetchall())
-
-    async def execute(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> None:
-        db: aiosqlite.Connection = conn
-        async with db.execute(sql, tuple(args)):
-            pass
-
-    async def executemany(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        db: aiosqlite.Connection = conn
-        await db.executemany(sql, rows)
-
-    async def table_exists(self, conn: Any, name: str) -> bool:
-        row = await self.fetchone(
-            conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        )
-        return row is not None
-
-    async def create_like(self, conn: Any, table: str, shadow: str) -> list[str]:
+    async def create_like(self, conn: Connection, table: str, shadow: str) -> list[str]:
         # SQLite has no CREATE TABLE ... LIKE: copy the DDL the migration wrote. Index names
         # are global, so the copies get a fresh generation suffix (kept through the rename).
         # Keys declared in the table's DDL come with it (the migration declares the big
@@ -121,7 +67,7 @@ class SQLiteBackend(Backend):
                 later.append(_CREATE_INDEX.sub(rename, ddl, count=1))
         return later
 
-    async def bulk_mode(self, conn: Any, on: bool) -> None:
+    async def bulk_mode(self, conn: Connection, on: bool) -> None:
         # A rebuild's page cache (256 MiB instead of the store's) holds the B-trees it
         # builds. Builds of SQLite with SECURE_DELETE on (Debian's) overwrite every page a
         # DROP frees with zeros: the swap then wrote the old tables out once more (into the
@@ -142,7 +88,7 @@ class SQLiteBackend(Backend):
             for name, value in self._settings.items():
                 await self.execute(conn, f"PRAGMA {name} = {int(value)}")
 
-    async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
+    async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # BEGIN IMMEDIATE already holds the database's write lock.
         rows = await self.fetch(conn, "SELECT name, position FROM projection_checkpoints")
         return {name: int(position) for name, position in rows}

@@ -75,19 +75,13 @@ def to_pg(sql: str) -> str:
 async def raw_execute(store: EventStore, sql: str, *params: Any) -> None:
     """Run one statement in the store's own write transaction, bypassing the store's API."""
     async with store.transaction() as conn:
-        if store.dialect == "sqlite":
-            await conn.execute(sql, params)
-        else:
-            await conn.execute(to_pg(sql), *params)
+        await conn.execute(sql, params)
 
 
 async def raw_fetch(store: EventStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Rows of one query on a read connection."""
     async with store.read_connection() as conn:
-        if store.dialect == "sqlite":
-            async with conn.execute(sql, params) as cur:
-                return [tuple(r) for r in await cur.fetchall()]
-        return [tuple(r) for r in await conn.fetch(to_pg(sql), *params)]
+        return [tuple(r) for r in await conn.fetch(sql, params)]
 
 
 async def drop_append_only_triggers(store: EventStore) -> None:

@@ -227,12 +227,12 @@ async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
     assert timeline.dialect == "postgresql"
     backend = backend_for(timeline)
     sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=False)
-    async with timeline.read_connection() as conn, conn.transaction():
+    async with timeline.transaction() as conn:
         # A few rows: forbid the other ways, so that only a mismatch of the query's
         # expression and the index's leaves the index unused.
         await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute("SET LOCAL enable_indexscan = off")
-        plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + backend.sql(sql), *args))
+        plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + sql, args))
     assert "Bitmap Index Scan on proj_versions_span" in plan
 
 
