@@ -24,6 +24,18 @@ from .errors import ConcurrencyError, InvalidEventError
 from .migrations import MigrationStatus
 from .sql import Connection, Dialect
 
+# The first event whose row no longer leads to its own stream id through ``streams`` (the
+# mapping every read by resource takes), and the first event of a stream id that two
+# ``streams`` rows claim (possible only with the unique index dropped).
+_FIRST_MISMAPPED = (
+    "SELECT MIN(e.position) FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key "
+    "WHERE s.stream_id IS NULL OR s.stream_id <> e.stream_id"
+)
+_FIRST_SHARED_STREAM_ID = (
+    "SELECT MIN(e.position) FROM events e JOIN streams s ON s.stream_id = e.stream_id "
+    "WHERE s.stream_key <> e.stream_key"
+)
+
 
 class VerifyResult(msgspec.Struct, frozen=True):
     """What :meth:`EventStore.verify` found."""
@@ -176,30 +188,54 @@ class EventStore(abc.ABC):
 
     # -- integrity -----------------------------------------------------------------------
     async def verify(self, progress: ProgressCallback | None = None) -> VerifyResult:
-        """Walk the hash chain from position 1 and report the first event that breaks it."""
+        """Walk the hash chain from position 1 and report the first event that breaks it.
+
+        Besides each event's own fields (its hash) and its link (``prev_hash``), the walk
+        checks what the hash cannot cover but every read by resource goes through: that each
+        event's row points (``stream_key``) at a ``streams`` row holding its sealed
+        ``stream_id``, and that each stream's versions run 1, 2, 3, ... in position order.
+        Without those checks an edit of ``events.stream_key`` or ``streams.stream_id`` would
+        move events between resources while the chain still held.
+        """
         from .envelope import GENESIS_HASH
 
         total = await self.head()
+        async with self.read_connection() as conn:
+            mismatch = await conn.fetchval(_FIRST_MISMAPPED)
+            shared = await conn.fetchval(_FIRST_SHARED_STREAM_ID)
+        bad_mapping = min((int(p) for p in (mismatch, shared) if p is not None), default=None)
+        versions: dict[str, int] = {}
         prev = GENESIS_HASH
         expected_position = 1
         checked = 0
+
+        def failed(position: int, reason: str) -> VerifyResult:
+            return VerifyResult(False, checked, total, position, reason)
+
         async for event in self.read_all(0):
             if event.position != expected_position:
-                return VerifyResult(
-                    False,
-                    checked,
-                    total,
+                return failed(
                     expected_position,
                     f"position {expected_position} is missing (next is {event.position})",
                 )
             if event.prev_hash != prev:
-                return VerifyResult(
-                    False, checked, total, event.position, "prev_hash does not match the chain"
-                )
+                return failed(event.position, "prev_hash does not match the chain")
             if recompute_hash(event) != event.hash:
-                return VerifyResult(
-                    False, checked, total, event.position, "hash does not match the event's fields"
+                return failed(event.position, "hash does not match the event's fields")
+            if event.position == bad_mapping:
+                return failed(
+                    event.position,
+                    f"the streams table no longer maps this event to its stream "
+                    f"{event.stream_id!r} (events.stream_key or streams.stream_id was edited)",
                 )
+            version = versions.get(event.stream_id, 0) + 1
+            if event.version != version:
+                return failed(
+                    event.position,
+                    f"stream {event.stream_id!r} has version {event.version} where "
+                    f"{version} comes next",
+                )
+            versions[event.stream_id] = version
             prev = event.hash
             expected_position += 1
             checked += 1

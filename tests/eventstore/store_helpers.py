@@ -1,21 +1,23 @@
 """Helpers of the event-store contract suite: events to append and raw SQL on either backend.
 
-Raw SQL is written once with ``?`` placeholders; :func:`raw_execute` turns them into ``$n`` on
-PostgreSQL, so a test reads the same on both backends.
+Raw SQL is written once with ``?`` placeholders, run through the store's own
+:class:`eventstore.Connection`, so a test reads the same on both backends.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from eventstore import Actor, EventStore, NewEvent, format_time, parse_time
+import msgspec
+
+from eventstore import Actor, EventStore, NewEvent, RecordedEvent, format_time, parse_time
 
 REPO = Path(__file__).resolve().parents[2]
+_actor_encoder = msgspec.json.Encoder(order="sorted")
 T0 = datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
@@ -66,12 +68,6 @@ def varied_events(count: int) -> list[NewEvent]:
     return events
 
 
-def to_pg(sql: str) -> str:
-    """``?`` placeholders as ``$1``, ``$2``, … (none of our raw SQL has a literal ``?``)."""
-    counter = iter(range(1, 1000))
-    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
-
-
 async def raw_execute(store: EventStore, sql: str, *params: Any) -> None:
     """Run one statement in the store's own write transaction, bypassing the store's API."""
     async with store.transaction() as conn:
@@ -86,9 +82,37 @@ async def raw_fetch(store: EventStore, sql: str, *params: Any) -> list[tuple[Any
 
 async def drop_append_only_triggers(store: EventStore) -> None:
     """What an attacker with write access to the database would do first."""
-    for trigger in ("events_no_update", "events_no_delete"):
-        on = "" if store.dialect == "sqlite" else " ON events"
-        await raw_execute(store, f"DROP TRIGGER {trigger}{on}")
+    for table in ("events", "streams"):
+        for trigger in (f"{table}_no_update", f"{table}_no_delete"):
+            on = "" if store.dialect == "sqlite" else f" ON {table}"
+            await raw_execute(store, f"DROP TRIGGER {trigger}{on}")
+
+
+async def insert_event_row(store: EventStore, event: RecordedEvent, stream_key: int) -> None:
+    """Write one event row as it is (a forger's hand, bypassing the store's append)."""
+    async with store.transaction() as conn:
+        times = [
+            None if t is None else conn.time_in(t)
+            for t in (event.observed_at, event.observed_after, event.recorded_at)
+        ]
+        actor = event.actor
+        await conn.execute(
+            f"INSERT INTO events ({_COLUMNS}, stream_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                event.position,
+                event.stream_id,
+                event.version,
+                event.type,
+                event.schema_version,
+                *times,
+                None if actor is None else _actor_encoder.encode(actor).decode(),
+                event.correlation_id,
+                event.data,
+                event.prev_hash,
+                event.hash,
+                stream_key,
+            ),
+        )
 
 
 _COLUMNS = (
