@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from collectors.secrets import SecretsError
 from eventstore import EventStoreError
 
 from .config import ConfigError
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pvetrail: configuration error: {exc}", file=sys.stderr)
         return 2
-    except EventStoreError as exc:
+    except (EventStoreError, SecretsError) as exc:
         print(f"pvetrail: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 
-from collectors.secrets import load_fingerprint_key
+from collectors.secrets import check_key_env, load_fingerprint_key
 from collectors.service import CollectorService
 from eventstore import mask_url, open_store
 from projections.runner import ProjectionRunner
@@ -39,6 +39,12 @@ async def serve(
     host, port = split_listen(config.api.listen)
     tokens = resolve_tokens(config.api.tokens, environ)
     check_listen(host, tokens)  # before touching anything: refuse early, say why
+    if config.fingerprint_key_env:
+        check_key_env(config.fingerprint_key_env, environ)
+    for cluster in config.clusters:
+        problem = cluster.unset_secret(environ)
+        if problem is not None:
+            raise ConfigError(problem)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

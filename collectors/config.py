@@ -7,6 +7,7 @@ variables that hold them, read only when a client is built.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated
 
 import msgspec
@@ -52,6 +53,17 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 f"clusters[{self.name}]: give token_id with token_secret_env "
                 "(preferred) or user with password_env"
             )
+
+    def unset_secret(self, environ: Mapping[str, str]) -> str | None:
+        """Why this cluster cannot log in with ``environ`` (its secret's variable is unset or
+        empty), naming the cluster and the variable; None when it can."""
+        if self.token_id is not None:
+            name, what = self.token_secret_env, "token secret"
+        else:
+            name, what = self.password_env, "password"
+        if name is not None and environ.get(name):
+            return None
+        return f"clusters[{self.name}]: the variable {name} ({what}) is not set"
 
     @property
     def hostname(self) -> str:

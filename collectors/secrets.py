@@ -39,7 +39,24 @@ _NOT_SECRET = frozenset({"sshkeys", "keyboard", "keyctl"})
 
 
 class SecretsError(Exception):
-    """The fingerprint key is unusable (an empty variable, say)."""
+    """The fingerprint key is unusable (an unset or empty variable, say)."""
+
+
+def check_key_env(key_env: str, environ: Mapping[str, str]) -> bytes:
+    """The key in the variable ``fingerprint_key_env`` names; :class:`SecretsError` naming
+    the variable when it is unset or empty.
+
+    Never a fall-back to the database's key: every redacted secret would then seem to rotate
+    at once (a new fingerprint for the same value)."""
+    value = environ.get(key_env)
+    if value is None:
+        raise SecretsError(
+            f"fingerprint_key_env names {key_env}, which is not set: set it, or remove "
+            "fingerprint_key_env to use the key kept in the database"
+        )
+    if not value:
+        raise SecretsError(f"the fingerprint key variable {key_env} is set but empty")
+    return value.encode()
 
 
 async def load_fingerprint_key(
@@ -51,11 +68,7 @@ async def load_fingerprint_key(
     by every later one, so fingerprints stay stable across restarts and processes.
     """
     if key_env:
-        value = environ.get(key_env)
-        if value is not None:
-            if not value:
-                raise SecretsError(f"the fingerprint key variable {key_env} is set but empty")
-            return value.encode()
+        return check_key_env(key_env, environ)
     stored = await store.ensure_setting(
         KEY_SETTING, lambda: base64.b64encode(_random.token_bytes(32)).decode()
     )

@@ -12,7 +12,7 @@ from collectors.service import CollectorService, SyncResult
 from eventstore import mask_url, open_store
 
 from ..cli import run_async
-from ..config import load_config
+from ..config import ConfigError, load_config
 
 NAME = "sync"
 HELP = "poll Proxmox VE once now and append what changed"
@@ -66,6 +66,10 @@ async def _run(args: argparse.Namespace) -> int:
     if not clusters:
         print("pvetrail: no [[clusters]] configured: nothing to sync", file=sys.stderr)
         return 2
+    for cluster in clusters:
+        problem = cluster.unset_secret(os.environ)
+        if problem is not None:
+            raise ConfigError(problem)
     store = await open_store(config.database_url)
     try:
         status = await store.pending_migrations()

@@ -81,7 +81,11 @@ async def test_the_key_comes_from_the_environment_or_once_from_the_database(
     store: EventStore, database_url: str
 ) -> None:
     assert await secrets.load_fingerprint_key(store, "FP_KEY", {"FP_KEY": "abc"}) == b"abc"
-    made = await secrets.load_fingerprint_key(store, "FP_KEY", {})
+    # A named variable that is not set is refused, never replaced by the database's key.
+    with pytest.raises(secrets.SecretsError, match="FP_KEY, which is not set"):
+        await secrets.load_fingerprint_key(store, "FP_KEY", {})
+    assert await store.get_setting(secrets.KEY_SETTING) is None
+    made = await secrets.load_fingerprint_key(store, None, {})
     assert len(made) == 32
     assert await secrets.load_fingerprint_key(store, None, {}) == made
     other = await open_store(database_url)  # a second process fingerprints alike
@@ -89,7 +93,7 @@ async def test_the_key_comes_from_the_environment_or_once_from_the_database(
         assert await secrets.load_fingerprint_key(other, None, {}) == made
     finally:
         await other.close()
-    with pytest.raises(secrets.SecretsError):
+    with pytest.raises(secrets.SecretsError, match="FP_KEY is set but empty"):
         await secrets.load_fingerprint_key(store, "FP_KEY", {"FP_KEY": ""})
 
 
