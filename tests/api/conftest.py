@@ -11,8 +11,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from api.app import CollectorsPort, ProjectionsPort, bound_port, create_app, run_site
+from api.app import bound_port, create_app, run_site
 from api.auth import Token
+from api.ports import CollectorsPort, ProjectionsPort
 from eventstore import Actor, EventStore, NewEvent
 
 READER_SECRET = "reader-secret-0123456789"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from api.app import CollectorsPort
+from api.ports import CollectorsPort
 from collectors.service import CollectorService
 from eventstore import EventStore
 from tests.api.conftest import OPERATOR_SECRET, READER_SECRET, TOKENS, ServerFactory
