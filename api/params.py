@@ -7,7 +7,7 @@ means (a time in the future, a cursor of another query) is the read side's to ju
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -143,6 +143,23 @@ def split_resource_path(raw_tail: str) -> tuple[str, str | None]:
     except UnicodeDecodeError:
         raise BadParameterError("id", "is not valid UTF-8 once percent-decoded") from None
     return check_resource_id("id", "/".join(parts)), sub
+
+
+def check_query(pairs: Iterable[tuple[str, str]], allowed: frozenset[str]) -> None:
+    """400 naming the first query parameter that is not in ``allowed`` or comes twice.
+
+    ``pairs`` holds every name as often as it was given (``request.query.items()``), so that a
+    typo such as ``?sinse=`` is refused rather than ignored, and so is a repeated parameter.
+    """
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name not in allowed:
+            shown = name if len(name) <= 40 else name[:37] + "..."
+            known = ", ".join(sorted(allowed)) or "none"
+            raise BadParameterError(shown, f"unknown query parameter (this route takes: {known})")
+        if name in seen:
+            raise BadParameterError(name, "given more than once")
+        seen.add(name)
 
 
 def _show(text: str) -> str:

@@ -1,4 +1,5 @@
-"""A small, known history for the API and CLI tests, written with the collectors' vocabulary.
+"""Helpers of the API and CLI tests: a small, known history written with the collectors'
+vocabulary, and :func:`wait_for`, the one way these tests wait for something to happen.
 
 Times are seconds after T0 (in the past, so they are never "the future"):
 
@@ -11,7 +12,12 @@ Times are seconds after T0 (in the past, so they are never "the future"):
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
 
 from collectors.events import ConfigChanged, Discovered, FieldChange, Migrated, Removed
 from eventstore import Actor, EventStore
@@ -19,6 +25,12 @@ from projections.runner import ProjectionRunner
 from tests.projections.projection_helpers import T0, at, guest_state, new
 
 __all__ = ["T0", "at", "new"]
+
+T = TypeVar("T")
+
+WAIT_S = 60.0
+"""How long :func:`wait_for` waits: far beyond what any condition needs on a loaded machine.
+It bounds a wait for something that never happens; it is not a measure of speed."""
 
 WEB = "lab/qemu/100"
 DB = "lab/qemu/101"
@@ -95,3 +107,22 @@ async def seed_history(store: EventStore) -> None:
     )
     await store.append([new(DB, Removed(), 60, observed_after=55)])
     await ProjectionRunner(store).catch_up()
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[T | None]],
+    what: str,
+    *,
+    timeout: float = WAIT_S,
+    interval: float = 0.05,
+) -> T:
+    """Call ``check()`` until it returns something truthy, and return that; fail the test,
+    naming ``what`` it waited for, if ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        await asyncio.sleep(interval)

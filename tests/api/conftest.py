@@ -10,9 +10,11 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
 
-from api.app import CollectorsPort, ProjectionsPort, bound_port, create_app, run_site
+from api.app import bound_port, create_app, run_site
 from api.auth import Token
+from api.ports import CollectorsPort, ProjectionsPort
 from eventstore import Actor, EventStore, NewEvent
 
 READER_SECRET = "reader-secret-0123456789"
@@ -25,11 +27,12 @@ TOKENS = [
 
 @dataclass
 class Server:
-    """A running app: its base URL and a client session."""
+    """A running app: its base URL, a client session, and the app itself (same event loop)."""
 
     url: str
     session: aiohttp.ClientSession
     store: EventStore
+    app: web.Application
 
     async def get(
         self, path: str, *, token: str | None = None, **kwargs: Any
@@ -77,7 +80,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
         )
         runner = await run_site(app, "127.0.0.1", 0)
         runners.append(runner)
-        return Server(f"http://127.0.0.1:{bound_port(runner)}", session, store)
+        return Server(f"http://127.0.0.1:{bound_port(runner)}", session, store, app)
 
     try:
         yield start

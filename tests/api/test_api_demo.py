@@ -8,12 +8,12 @@ import re
 import signal
 import ssl
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from api_helpers import WAIT_S, wait_for
 
 from eventstore import format_time, utcnow
 
@@ -72,21 +72,12 @@ async def test_demo_fills_inventory_and_history_and_stops_on_sigint(tmp_path: Pa
                     assert response.status == 200, await response.text()
                     return await response.json()
 
-            async def wait_for(check: Any, what: str, timeout: float = 40) -> Any:
-                deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline:
-                    result = await check()
-                    if result:
-                        return result
-                    await asyncio.sleep(0.3)
-                pytest.fail(f"the demo never showed {what}")
-
             async def inventory() -> Any:
                 page = await get("/api/v1/resources?limit=1000")
                 kinds = [r["type"] for r in page["items"]]
                 return page if kinds.count("qemu") + kinds.count("lxc") >= 12 else None
 
-            page = await wait_for(inventory, "its guests")
+            page = await wait_for(inventory, "the demo to show its guests", interval=0.3)
             kinds = {r["type"] for r in page["items"]}
             assert {"qemu", "lxc", "node", "storage"} <= kinds
             assert {r["node"] for r in page["items"] if r["type"] == "node"} == {
@@ -103,7 +94,7 @@ async def test_demo_fills_inventory_and_history_and_stops_on_sigint(tmp_path: Pa
                 changes = await get(f"/api/v1/changes?since={filled_at}&limit=1000")
                 return [c for c in changes["items"] if c["change"] == "changed"]
 
-            changed = await wait_for(churned, "a change made by the churn")
+            changed = await wait_for(churned, "a change made by the demo's churn", interval=0.3)
             history = await get(f"/api/v1/resources/{changed[0]['id']}/history")
             assert history["items"][0]["event"] == "discovered"
             assert len(history["items"]) >= 2
@@ -111,11 +102,11 @@ async def test_demo_fills_inventory_and_history_and_stops_on_sigint(tmp_path: Pa
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
             try:
-                code = await asyncio.wait_for(process.wait(), 20)
+                code = await asyncio.wait_for(process.wait(), WAIT_S)  # a bound on a hang
             except TimeoutError:
                 process.kill()
                 await process.wait()
-                pytest.fail("the demo did not stop within 20 s of SIGINT")
+                pytest.fail(f"the demo did not stop within {WAIT_S:.0f} s of SIGINT")
     stdout = (await process.stdout.read()).decode() if process.stdout else ""
     stderr = (await process.stderr.read()).decode() if process.stderr else ""
     assert code == 0, stderr

@@ -2,7 +2,9 @@
 sends can alter the log except through a resync.
 
 The server runs a real collector against a fakepve, so a request that reached the collector
-WOULD append; the same test then shows that one valid resync does.
+WOULD append; the test waits for every resync a request queued to end, then checks that none
+was queued, fakepve was asked nothing and the log is unchanged. It then shows that one valid
+resync does append.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import io
 from typing import Any
 
 import pytest
+from api_helpers import wait_for
 
-from api.app import CollectorsPort
+from api.ports import CollectorsPort
+from api.services import SERVICES
 from collectors.service import CollectorService
 from eventstore import EventStore
-from tests.api.conftest import OPERATOR_SECRET, READER_SECRET, TOKENS, ServerFactory
+from tests.api.conftest import OPERATOR_SECRET, READER_SECRET, TOKENS, Server, ServerFactory
 from tests.collectors.conftest import operator, pve_pki, served  # noqa: F401 - fixtures
 from tests.pve import ServedPve
 
@@ -52,19 +56,17 @@ async def _log(store: EventStore) -> list[tuple[int, str]]:
     return [(e.position, e.hash) async for e in store.read_all(0)]
 
 
-async def _resync(server: Any, body: dict[str, Any]) -> dict[str, Any]:
+async def _resync(server: Server, body: dict[str, Any]) -> dict[str, Any]:
     status, answer, _ = await server.request(
         "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, json=body
     )
     assert status == 202, answer
-    for _ in range(200):
-        status, state, _ = await server.get(
-            f"/api/v1/resyncs/{answer['id']}", token=OPERATOR_SECRET
-        )
-        if state["status"] in ("done", "failed"):
-            return dict(state)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"resync did not finish: {state}")
+
+    async def finished() -> dict[str, Any] | None:
+        _, state, _ = await server.get(f"/api/v1/resyncs/{answer['id']}", token=OPERATOR_SECRET)
+        return dict(state) if state["status"] in ("done", "failed") else None
+
+    return await wait_for(finished, f"resync {answer['id']} to finish")
 
 
 @pytest.mark.slow
@@ -74,20 +76,19 @@ async def test_bad_requests_change_nothing_and_only_a_resync_appends(
     served: ServedPve,  # noqa: F811 - the imported fixture
     operator: Any,  # noqa: F811 - the imported fixture
 ) -> None:
-    service = CollectorService(
-        store, [served.cluster_config("lab")], fingerprint_key=b"k" * 32, environ=served.environ
-    )
+    # No scheduled poll may come while the test runs: only its first fast and deep polls
+    # (they run at start) and what a request sets off may ask fakepve anything.
+    cluster = served.cluster_config("lab", fast_interval_s=3600, deep_interval_s=3600)
+    service = CollectorService(store, [cluster], fingerprint_key=b"k" * 32, environ=served.environ)
     collectors: CollectorsPort = service
     server = await serve_app(tokens=TOKENS, collectors=collectors, clusters=["lab"])
-    # The app started the collector: wait for its first fast and deep polls (they run at
-    # start), so that no scheduled deep poll is still to come (the next is 300 s away).
-    for _ in range(200):
+    resyncs = server.app[SERVICES].resyncs
+
+    async def first_polls_done() -> bool:
         polls = service.health()["lab"].polls_total
-        if polls.get("fast", 0) >= 1 and polls.get("deep", 0) >= 1:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"the first polls did not run: {service.health()}")
+        return polls.get("fast", 0) >= 1 and polls.get("deep", 0) >= 1
+
+    await wait_for(first_polls_done, "the collector's first fast and deep polls")
     before = await _log(store)
     assert before, "the first polls recorded the cluster"
 
@@ -96,6 +97,8 @@ async def test_bad_requests_change_nothing_and_only_a_resync_appends(
     await asyncio.to_thread(
         operator.nodes("pve2").qemu(101).config.post, description="changed for the test"
     )
+    polls = service.health()["lab"].polls_total
+    asked = len(served.pve.requests)  # every request fakepve answered, in order
     for method, path, token, body in BAD_REQUESTS:
         if body == "oversized":
             body = io.BytesIO(b'{"cluster": "lab"' + b" " * (2 << 20) + b"}")
@@ -103,12 +106,22 @@ async def test_bad_requests_change_nothing_and_only_a_resync_appends(
         assert 400 <= status < 500, (method, path, status, answer)
         assert response.headers["Content-Type"].startswith("application/problem+json")
         assert answer["detail"], (method, path, answer)  # a clear error, not an empty one
-    await asyncio.sleep(0.5)  # time for anything wrongly started to land
+    # The barrier: whatever a request queued has run to its end once the app's resyncs are
+    # done, so a request that wrongly queued one shows here as a resync kept, a request to
+    # fakepve, a poll counted or an event appended; no sleep could promise that.
+    await resyncs.wait()
+    assert len(resyncs) == 0, "a bad request queued a resync"
+    assert served.pve.requests[asked:] == [], "a bad request made the collector ask Proxmox"
+    assert service.health()["lab"].polls_total == polls
     assert await _log(store) == before
 
-    # The one way in: a resync appends the change.
+    # The one way in: a resync appends the change, in exactly one poll of its own. (It waits
+    # for any poll in flight, so a poll a bad request had set off would have run before it
+    # and left it nothing to append.)
     state = await _resync(server, {"cluster": "lab", "vmid": 101})
     assert state["status"] == "done", state
+    one_more = {**polls, "targeted": polls.get("targeted", 0) + 1}
+    assert service.health()["lab"].polls_total == one_more
     after = await _log(store)
     assert after[: len(before)] == before
     assert state["events_appended"] == len(after) - len(before) >= 1

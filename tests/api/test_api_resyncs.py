@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
+
+from api_helpers import wait_for
 
 from api.auth import Token
 from collectors.config import ClusterConfig
@@ -27,13 +28,12 @@ def _unreachable_cluster() -> ClusterConfig:
 
 
 async def _finished(server: Any, resync_id: str, token: str) -> dict[str, Any]:
-    for _ in range(100):
+    async def finished() -> dict[str, Any] | None:
         status, body, _ = await server.get(f"/api/v1/resyncs/{resync_id}", token=token)
         assert status == 200, body
-        if body["status"] not in ("queued", "running"):
-            return dict(body)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"resync {resync_id} did not finish: {body}")
+        return dict(body) if body["status"] not in ("queued", "running") else None
+
+    return await wait_for(finished, f"resync {resync_id} to finish")
 
 
 async def test_a_resync_that_observed_nothing_is_failed_not_done(

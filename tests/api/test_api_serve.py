@@ -1,7 +1,7 @@
 """``pvetrail serve`` end to end, as a subprocess against fakepve over HTTPS.
 
 A change made through the Proxmox API by a second user's token shows up through pvetrail's
-HTTP API with that actor and an honest window; SIGTERM stops the process cleanly and quickly.
+HTTP API with that actor and an honest window; SIGTERM stops the process cleanly.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from api_helpers import WAIT_S, wait_for
 from proxmoxer import ProxmoxAPI
 
 from eventstore import parse_time, utcnow
@@ -49,18 +49,6 @@ connect_timeout_s = 2.0
 read_timeout_s = 5.0
 """
     )
-
-
-async def wait_for(check: Any, timeout: float = 30.0) -> Any:
-    """Call ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {check.__name__}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -110,7 +98,7 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
                     status, _ = await get("/api/v1/resources/lab/qemu/101")
                     return status == 200
 
-                await wait_for(discovered)
+                await wait_for(discovered, "serve to record lab/qemu/101", interval=0.2)
                 status, _ = await get("/readyz")
                 assert status == 200
                 # A second user's token changes the guest through the Proxmox API.
@@ -142,7 +130,7 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
                         None,
                     )
 
-                entry = await wait_for(changed)
+                entry = await wait_for(changed, "the memory change in the history", interval=0.2)
                 assert entry["actor"] == {"user": "ops@pve", "token": "ops@pve!ci", "upid": upid}, (
                     entry
                 )
@@ -175,18 +163,16 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
                     assert r.status == 403
         finally:
             if process.returncode is None:
-                started = time.monotonic()
                 process.send_signal(signal.SIGTERM)
                 try:
-                    code = await asyncio.wait_for(process.wait(), 10)
+                    # A bound on a hang, not a measure of speed (that is bench/'s to measure).
+                    code = await asyncio.wait_for(process.wait(), WAIT_S)
                 except TimeoutError:
                     process.kill()
                     await process.wait()
-                    pytest.fail("serve did not stop within 10 s of SIGTERM")
-                stopped_in = time.monotonic() - started
+                    pytest.fail(f"serve did not stop within {WAIT_S:.0f} s of SIGTERM")
         stderr = (await process.stderr.read()).decode() if process.stderr else ""
         assert code == 0, stderr
-        assert stopped_in < 5, stopped_in
         assert '"message": "stopped"' in stderr
         assert READER_SECRET not in stderr
         assert served.token_secret not in stderr

@@ -1,0 +1,42 @@
+"""What a handler may use at request time: :class:`Services`, kept on the app under
+:data:`SERVICES`.
+
+:func:`api.app.create_app` builds it once; handlers reach it through :func:`services_of`. It
+imports no handler and no route, so handlers, routes and the app all import it, never each
+other in a circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from eventstore import EventStore
+
+from .auth import Authenticator
+from .metrics import Metrics
+from .ports import CollectorsPort, ProjectionsPort
+from .resyncs import Resyncs
+
+
+@dataclass
+class Services:
+    """Everything a handler may use."""
+
+    store: EventStore
+    auth: Authenticator
+    metrics: Metrics
+    resyncs: Resyncs
+    collectors: CollectorsPort | None = None
+    projections: ProjectionsPort | None = None
+    migrations_current: bool = False
+    openapi: bytes | None = None
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services_of(request: web.Request) -> Services:
+    """The services of the app serving ``request``."""
+    return request.app[SERVICES]
