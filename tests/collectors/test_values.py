@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from collectors import values as v
+from collectors.events import Discovered
 from collectors.values import MASK
+from eventstore import EventStore
+from projections.fold import tags_column
+from projections.queries import inventory, resource_at
+from projections.runner import ProjectionRunner
+from tests.collectors.conftest import CollectorFactory
+from tests.projections.projection_helpers import at, guest_state, new
+from tests.pve import ServedPve
 
 FP = "hmac-sha256:0123abcd"  # a fingerprinted secret as the log holds it
 
@@ -524,3 +532,29 @@ def test_backup_volume_names(name: Any, backup: tuple[str, int, str | None] | No
 )
 def test_storage_content_lists(content: Any, listed: list[str]) -> None:
     assert v.content_list(content) == listed
+
+
+# -- one tag rule for the collectors, the fold and the queries -----------------------------------
+async def test_collectors_fold_and_queries_split_tags_alike(
+    store: EventStore, make_collector: CollectorFactory, served: ServedPve
+) -> None:
+    """Tags read from Proxmox (the collectors), stored for the tag filter (the fold) and
+    answered (the queries) are split by the one rule: no second copy disagrees."""
+    collector = make_collector()
+    await collector.sync("lab", deep=True)
+    runner = ProjectionRunner(store)
+    for number, (text, tags) in enumerate(TAGS):
+        # the collectors: a raw tag string as /cluster/resources shows it
+        served.pve.vm(101).config["tags"] = text
+        await collector.sync("lab")
+        # the fold and the queries: a state whose tags are still one string (older logs)
+        rid = f"lab/qemu/{900 + number}"
+        await store.append([new(rid, Discovered(state=guest_state(rid, tags=text)), number)])
+        await runner.catch_up()
+        assert tags_column(text) == (f";{';'.join(tags)};" if tags else "")
+        assert (await resource_at(store, rid)).tags == tags
+        for tag in tags:
+            found = await inventory(store, tag=tag, at=at(number), type="qemu")
+            assert rid in {r.id for r in found.items}, (text, tag)
+        collected = await resource_at(store, "lab/qemu/101")
+        assert collected.tags == tags, text
