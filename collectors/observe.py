@@ -22,22 +22,28 @@ from typing import Any
 
 from .client import PveClient, PveRequestError
 from .secrets import redact_config
+from .values import (
+    GUEST_TYPES,
+    as_flag,
+    as_int,
+    content_list,
+    parse_backup_name,
+    parse_volid,
+    split_list,
+    split_tags,
+)
 
 log = logging.getLogger(__name__)
 
 State = dict[str, Any]
 
-GUEST_TYPES = ("qemu", "lxc")
 FAST_GUEST_FIELDS = ("node", "name", "status", "tags", "pool", "lock", "ha_state", "template")
 DEEP_GUEST_FIELDS = ("config", "pending", "pending_delete", "digest", "ha")
 # Config keys that are not configuration: lock is its own field, digest the file's checksum.
 _CONFIG_SKIP = frozenset({"digest", "lock"})
-_VMID = re.compile(r"^\d+$")
 # Finished tasks read per node and poll (Proxmox answers 50 by default): enough for a busy
 # node between two deep polls, so attribution and task_seen miss none.
 TASK_LIMIT = 500
-_BACKUP_VOLUME = re.compile(r"(?:^|/)vzdump-(qemu|lxc|openvz)-(\d+)-")
-_PBS_VOLUME = re.compile(r"(?:^|/)(vm|ct)/(\d+)/")
 
 
 @dataclass
@@ -73,29 +79,6 @@ def guest_id(cluster: str, kind: str, vmid: int) -> str:
     return f"{cluster}/{kind}/{vmid}"
 
 
-def split_tags(value: Any) -> list[str]:
-    """Proxmox's tag string (``;``, ``,`` or spaces between tags) as a list, order kept."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value if str(v)]
-    return [t for t in re.split(r"[;,\s]+", str(value)) if t]
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _VMID.match(value):
-        return int(value)
-    return None
-
-
-def _flag(value: Any) -> int:
-    return 1 if str(value).lower() in ("1", "true", "yes", "on") else 0
-
-
 class Observer:
     """Fetches one cluster's endpoints through a :class:`PveClient` into an Observation."""
 
@@ -125,9 +108,9 @@ class Observer:
                 if not isinstance(entry, dict):
                     continue
                 if entry.get("type") == "cluster":
-                    obs.quorate = _flag(entry.get("quorate", 1)) == 1
+                    obs.quorate = as_flag(entry.get("quorate", 1)) == 1
                 elif entry.get("type") == "node" and entry.get("name"):
-                    online[str(entry["name"])] = _flag(entry.get("online", 0)) == 1
+                    online[str(entry["name"])] = as_flag(entry.get("online", 0)) == 1
         elif status is not None:
             obs.faults.append("GET /cluster/status: answer is not a list")
         if not isinstance(resources, list):
@@ -167,7 +150,7 @@ class Observer:
 
     def _guest_entry(self, obs: Observation, entry: Mapping[str, Any]) -> None:
         kind = str(entry["type"])
-        vmid = _int(entry.get("vmid"))
+        vmid = as_int(entry.get("vmid"))
         if vmid is None:
             match = re.match(r"^(qemu|lxc)/(\d+)$", str(entry["id"]))
             vmid = int(match.group(2)) if match else None
@@ -194,7 +177,7 @@ class Observer:
             "pool": entry.get("pool") or None,
             "lock": entry.get("lock") or None,
             "ha_state": entry.get("hastate") or None,
-            "template": _flag(entry.get("template", 0)),
+            "template": as_flag(entry.get("template", 0)),
         }
 
     def _node_entry(
@@ -239,8 +222,8 @@ class Observer:
             "storage": sid,
             "plugintype": plugintype,
             "storage_type": plugintype,
-            "shared": _flag(entry.get("shared", 0)),
-            "content": sorted(c for c in str(entry.get("content") or "").split(",") if c),
+            "shared": as_flag(entry.get("shared", 0)),
+            "content": content_list(entry.get("content")),
             "pool": entry.get("pool") or None,
         }
         if entry.get("status") == "available":
@@ -304,9 +287,9 @@ class Observer:
                     "name": name,
                     "guest": rid,
                     "parent": snap.get("parent") or None,
-                    "snaptime": _int(snap.get("snaptime")),
+                    "snaptime": as_int(snap.get("snaptime")),
                     "description": str(snap.get("description") or ""),
-                    "vmstate": _flag(snap.get("vmstate", 0)),
+                    "vmstate": as_flag(snap.get("vmstate", 0)),
                 }
                 obs.deep_ids.add(sid)
             obs.complete.add(f"snapshots:{rid}")
@@ -340,13 +323,12 @@ class Observer:
                 state = obs.states.get(rid)
                 if state is None:
                     continue
-                state["active"] = _flag(item.get("active", 0))
-                state["enabled"] = _flag(item.get("enabled", 1))
+                state["active"] = as_flag(item.get("active", 0))
+                state["enabled"] = as_flag(item.get("enabled", 1))
                 if sid in configs:
                     state["config"] = configs[sid]
                     obs.deep_ids.add(rid)
-                content = str(item.get("content") or "").split(",")
-                if "backup" in content and state["active"]:
+                if "backup" in split_list(item.get("content")) and state["active"]:
                     shared = bool(state.get("shared"))
                     if shared and sid in shared_listed:
                         continue
@@ -374,22 +356,19 @@ class Observer:
             if not isinstance(item, dict) or not isinstance(item.get("volid"), str):
                 continue
             volid = item["volid"]
-            storage, sep, volume = volid.partition(":")
-            if not sep or not volume or storage != sid:
+            parsed = parse_volid(volid)
+            if parsed is None or parsed.storage != sid:
                 log.warning("cluster %s: skipped backup with volid %r", obs.cluster, volid)
                 continue
+            volume = parsed.volume
             if item.get("content") not in (None, "backup"):
                 continue
-            vmid = _int(item.get("vmid"))
+            vmid = as_int(item.get("vmid"))
             subtype = item.get("subtype")
-            found = _BACKUP_VOLUME.search(volume)
-            pbs = _PBS_VOLUME.search(volume)
-            if found:
-                vmid = vmid if vmid is not None else int(found.group(2))
-                subtype = subtype or ("qemu" if found.group(1) == "qemu" else "lxc")
-            elif pbs:
-                vmid = vmid if vmid is not None else int(pbs.group(2))
-                subtype = subtype or ("qemu" if pbs.group(1) == "vm" else "lxc")
+            named = parse_backup_name(volume)
+            if named is not None:
+                vmid = vmid if vmid is not None else named.vmid
+                subtype = subtype or named.guest_type
             guest = (
                 guest_id(obs.cluster, subtype, vmid) if vmid and subtype in GUEST_TYPES else None
             )
@@ -406,11 +385,11 @@ class Observer:
                 "guest": guest,
                 "storage": sid,
                 "volid": volid,
-                "ctime": _int(item.get("ctime")),
-                "size": _int(item.get("size")),
+                "ctime": as_int(item.get("ctime")),
+                "size": as_int(item.get("size")),
                 "format": item.get("format"),
                 "notes": item.get("notes"),
-                "protected": _flag(item.get("protected", 0)),
+                "protected": as_flag(item.get("protected", 0)),
             }
             obs.deep_ids.add(rid)
         obs.complete.add(f"backups:{sid}:{'' if shared else node}")
@@ -502,7 +481,7 @@ class Observer:
                     continue
                 if item.get("status") in (None, "running") and item.get("endtime") is None:
                     continue  # still running: seen when it has finished
-                if not isinstance(item.get("type"), str) or _int(item.get("starttime")) is None:
+                if not isinstance(item.get("type"), str) or as_int(item.get("starttime")) is None:
                     log.info("cluster %s: skipped task %r", obs.cluster, item.get("upid"))
                     continue
                 obs.tasks.append(dict(item, node=item.get("node") or node))

@@ -26,9 +26,10 @@ from typing import Any
 
 from eventstore import EventStore
 
+from .values import MASK as MASK  # defined with the other value rules; imported from here too
+from .values import same
+
 FINGERPRINT_PREFIX = "hmac-sha256:"
-MASK = "**********"
-"""What a real Proxmox VE answers instead of some secrets (``cipassword``)."""
 
 KEY_SETTING = "collectors.fingerprint_key"
 """The ``settings`` row holding the generated key (base64) when no variable names one."""
@@ -121,10 +122,6 @@ def redact_value(key: bytes, name: str, value: Any) -> Any:
     return value
 
 
-def _strip_secret_options(value: str) -> str:
-    return ",".join(p for p in value.split(",") if not is_secret_key(p.partition("=")[0].strip()))
-
-
 def redact_config(key: bytes, config: Mapping[str, Any]) -> dict[str, Any]:
     """A whole config with every secret replaced by its fingerprint (see the module docstring)."""
     return {name: redact_value(key, name, value) for name, value in config.items()}
@@ -133,13 +130,9 @@ def redact_config(key: bytes, config: Mapping[str, Any]) -> dict[str, Any]:
 def masks(old: Any, new: Any) -> bool:
     """Whether ``new`` is only ``old`` as Proxmox shows it masked: then it is not a change.
 
-    A whole value of ``**********``, or a property string whose secret options are masked and
-    whose other options equal the stored ones.
+    A whole value of ``**********``, or a property string whose masked options are the only
+    ones that differ from the stored ones (:func:`collectors.values.same`).
     """
-    if old is None:
+    if old is None or not isinstance(new, str) or MASK not in new:
         return False
-    if new == MASK:
-        return True
-    if isinstance(new, str) and MASK in new and isinstance(old, str):
-        return _strip_secret_options(new) == _strip_secret_options(old)
-    return False
+    return same("", old, new)

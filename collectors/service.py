@@ -39,8 +39,9 @@ from . import events as ev
 from . import observations
 from .client import CollectorError, PveClient, UnknownClusterError
 from .config import ClusterConfig
-from .observe import GUEST_TYPES, Observation, Observer
-from .state import Known, Planned, attribute, diff, same
+from .observe import Observation, Observer
+from .state import Known, Planned, attribute, diff
+from .values import GUEST_TYPES, same
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ state, every stream's version, the tasks already recorded and the UPIDs already 
 actor. It is built from the log at start and updated with every append, so a restart diffs
 against the log, never against memory alone. :func:`diff` compares an
 :class:`~collectors.observe.Observation` with it and plans the events: only fields the poll
-really observed are compared, values are compared as Proxmox means them (``4`` and ``"4"``
-are the same; tags are a set), a masked secret is never a change, and a resource is removed
+really observed are compared, values are compared as Proxmox means them
+(:func:`collectors.values.same`: ``4`` and ``"4"`` are the same, tags are a set, a masked
+secret is never a change), and a resource is removed
 only when a complete, successful listing of its scope no longer shows it.
 
 State shape per resource type (every state carries ``collectors.events.STATE_FIELDS``:
@@ -46,8 +47,8 @@ from typing import Any
 from eventstore import Actor, RecordedEvent
 
 from . import events as ev
-from .observe import GUEST_TYPES, Observation, split_tags
-from .secrets import masks
+from .observe import Observation
+from .values import GUEST_TYPES, as_int, same
 
 State = dict[str, Any]
 _IDENTITY = frozenset({"id", "cluster", "type"})
@@ -102,34 +103,6 @@ class Planned:
     vmid: int | None = None
     actor: Actor | None = None
     observed_after: datetime | None = None
-
-
-def comparable(value: Any) -> Any:
-    """A value as Proxmox means it: numbers, booleans and numeric strings compare alike."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): comparable(v) for k, v in value.items()}
-    return str(value)
-
-
-def same(field_name: str, old: Any, new: Any) -> bool:
-    """Whether two values of a field are the same observation (no change)."""
-    if field_name == "tags":
-        return set(split_tags(old)) == set(split_tags(new))  # a set, whatever the order
-    if field_name in ("content", "members", "pending_delete"):
-        return sorted(comparable(old) or []) == sorted(comparable(new) or [])
-    if masks(old, new):
-        return True
-    return bool(comparable(old) == comparable(new))
 
 
 def _dict_rows(
@@ -329,21 +302,14 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
                     task_id=str(task.get("id") or "") or None,
                     user=user,
                     token=token,
-                    starttime=_int_or_none(task.get("starttime")),
-                    endtime=_int_or_none(task.get("endtime")),
+                    starttime=as_int(task.get("starttime")),
+                    endtime=as_int(task.get("endtime")),
                     status=_task_status(task),
                 ),
                 "task",
             )
         )
     return planned
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _task_status(task: Mapping[str, Any]) -> str | None:
@@ -459,12 +425,12 @@ def attribute(
         task_id = str(task.get("id") or "")
         if task_id != str(planned.vmid) and not (task["type"] == "vzdump" and task_id == ""):
             continue
-        start = _int_or_none(task.get("starttime")) or 0
-        end = _int_or_none(task.get("endtime"))
+        start = as_int(task.get("starttime")) or 0
+        end = as_int(task.get("endtime"))
         if start > high or (end if end is not None else high) < low:
             continue
         if best is None or (start, task["upid"]) > (
-            _int_or_none(best.get("starttime")) or 0,
+            as_int(best.get("starttime")) or 0,
             best["upid"],
         ):
             best = task

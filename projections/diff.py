@@ -1,7 +1,9 @@
 """Comparing states as Proxmox means them, for history and net-change answers.
 
 CONTRACT.md: ``4`` and ``"4"`` are the same value and a difference of type alone is never a
-change; tags are compared as sets (pve-api.md §8.6: Proxmox may reorder them).
+change; tags are compared as sets (pve-api.md §8.6: Proxmox may reorder them). The rule is the
+collectors' own (:func:`collectors.values.same`), so an answer lists a change exactly where the
+collectors would have recorded one.
 """
 
 from __future__ import annotations
@@ -9,46 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from collectors.events import FieldChange
+from collectors.values import same
 
 IDENTITY_FIELDS = ("id", "cluster", "type")
 """Fields that name a resource rather than describe it; never listed as changes."""
 
 NESTED_FIELDS = ("config", "pending")
 """Objects whose keys are listed one by one (``config.KEY``)."""
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            return value
-        if text and text[0] in "+-0123456789." and number == number:  # not 'nan', 'inf'
-            return str(int(number)) if number.is_integer() else repr(number)
-        return value
-    return value
-
-
-def same_value(a: Any, b: Any, *, unordered: bool = False) -> bool:
-    """Whether two values mean the same to Proxmox (lists compare as sets if ``unordered``)."""
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        if unordered:
-            return sorted(map(str, map(_scalar, a))) == sorted(map(str, map(_scalar, b)))
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple | dict) or isinstance(b, list | tuple | dict):
-        return False
-    return bool(_scalar(a) == _scalar(b))
 
 
 def diff_states(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
@@ -62,13 +31,25 @@ def diff_states(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
             inner_a, inner_b = a or {}, b or {}
             for inner in sorted(set(inner_a) | set(inner_b)):
                 x, y = inner_a.get(inner), inner_b.get(inner)
-                if not same_value(x, y):
+                if not same(inner, x, y):
                     changes.append(FieldChange(f"{key}.{inner}", x, y))
-        elif not same_value(a, b, unordered=key == "tags"):
+        elif not same(key, a, b):
             changes.append(FieldChange(key, a, b))
     return changes
 
 
 def initial_changes(state: dict[str, Any]) -> list[FieldChange]:
-    """A (re)discovery as changes from nothing: every non-null field but the identity ones."""
-    return diff_states({}, state)
+    """A (re)discovery as changes from nothing: every non-null field but the identity ones
+    (an empty list too: the fields it was discovered with, not what differs from nothing)."""
+    changes: list[FieldChange] = []
+    for key in sorted(state):
+        value = state[key]
+        if key in IDENTITY_FIELDS or value is None:
+            continue
+        if key in NESTED_FIELDS and isinstance(value, dict):
+            for inner in sorted(value):
+                if value[inner] is not None:
+                    changes.append(FieldChange(f"{key}.{inner}", None, value[inner]))
+        else:
+            changes.append(FieldChange(key, None, value))
+    return changes

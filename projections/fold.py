@@ -33,6 +33,7 @@ from collectors.events import (
     UnknownEventError,
     decode,
 )
+from collectors.values import as_int, split_tags
 
 from .errors import ProjectionStoppedError
 from .relations import EdgeKey, affects_edges, edges_of
@@ -96,18 +97,11 @@ def tags_column(tags: Any) -> str:
     if not tags:
         return ""
     if isinstance(tags, str):
-        tags = [t for t in tags.replace(",", ";").replace(" ", ";").split(";") if t]
+        tags = split_tags(tags)
     try:
         return f";{';'.join(tags)};"
     except TypeError:  # not all strings
         return f";{';'.join(map(str, tags))};"
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def state_columns(resource_id: str, state: dict[str, Any]) -> tuple[Any, ...]:
@@ -122,7 +116,7 @@ def state_columns(resource_id: str, state: dict[str, Any]) -> tuple[Any, ...]:
         cluster,
         kind,
         get("node"),
-        vmid if type(vmid) is int else _int_or_none(vmid),
+        vmid if type(vmid) is int else as_int(vmid),
         get("name"),
         get("status"),
         tags_column(tags) if tags else "",

@@ -30,6 +30,7 @@ from collectors.events import (
     UnknownEventError,
     decode,
 )
+from collectors.values import split_tags
 from eventstore import Actor, EventStore, format_time, parse_time, utcnow
 
 from .backend import Backend, backend_for
@@ -394,7 +395,7 @@ def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
         last_observed = None  # the observations table knows only the latest one
     tags = state.get("tags") or []
     if isinstance(tags, str):
-        tags = [t for t in tags.replace(",", ";").split(";") if t]
+        tags = split_tags(tags)
     vmid = state.get("vmid")
     return Resource(
         id=rid,
