@@ -88,8 +88,9 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def integrity(request: web.Request) -> web.Response:
-    """Walk the hash chain: ``ok`` and where it breaks."""
-    result = await services_of(request).store.verify()
+    """The whole hash chain's check: ``ok`` and where it breaks, and when it was walked."""
+    checked = await services_of(request).integrity.check()
+    result = checked.result
     return render(
         Integrity(
             ok=result.ok,
@@ -97,6 +98,7 @@ async def integrity(request: web.Request) -> web.Response:
             head=result.head,
             first_bad_position=result.first_bad_position,
             reason=result.reason,
+            checked_at=checked.checked_at,
         )
     )
 

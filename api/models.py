@@ -64,6 +64,9 @@ class Integrity(msgspec.Struct, kw_only=True):
     head: int
     first_bad_position: int | None = None
     reason: str | None = None
+    checked_at: datetime | None = None
+    """When the chain was walked: a walk's answer is kept until the head moves or a minute
+    passes."""
 
 
 class Alive(msgspec.Struct, kw_only=True):

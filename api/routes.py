@@ -152,7 +152,8 @@ CHECK_INTEGRITY = Operation(
     path="/api/v1/integrity",
     handler=handlers.integrity,
     operation_id="checkIntegrity",
-    summary="Check the event log's hash chain",
+    summary="Check the event log's whole hash chain (walked off the event loop, shared by "
+    "concurrent requests, kept until the head moves or a minute passes)",
     answer=Integrity,
     errors=(503,),
     tag="log",

@@ -8,13 +8,14 @@ other in a circle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from eventstore import EventStore
 
 from .auth import Authenticator
+from .integrity import IntegrityCheck
 from .metrics import Metrics
 from .ports import CollectorsPort, ProjectionsPort
 from .resyncs import Resyncs
@@ -32,6 +33,10 @@ class Services:
     projections: ProjectionsPort | None = None
     migrations_current: bool = False
     openapi: bytes | None = None
+    integrity: IntegrityCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.integrity = IntegrityCheck(self.store)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from api.integrity import IntegrityCheck
+from api.services import SERVICES
 from eventstore import EventStore
+from tests.api.conftest import Server, append_events
 from tests.eventstore.store_helpers import (
     drop_append_only_triggers,
     new_event,
@@ -69,3 +71,19 @@ async def test_a_walk_still_catches_tamper_and_a_cancelled_request_does_not_stop
     assert check.walks == 2
     assert not found.result.ok
     assert found.result.first_bad_position == 7
+
+
+async def test_the_route_reports_when_it_walked_and_shares_walks(server: Server) -> None:
+    await append_events(server.store, 3)
+    bodies = await asyncio.gather(*(server.get("/api/v1/integrity") for _ in range(4)))
+    assert {status for status, _, _ in bodies} == {200}
+    answers = [body for _, body, _ in bodies]
+    assert answers[0]["ok"] is True
+    assert (answers[0]["checked"], answers[0]["head"]) == (3, 3)
+    assert answers[0]["checked_at"].endswith("Z")
+    assert all(a == answers[0] for a in answers)  # one walk, one checked_at
+    assert server.app[SERVICES].integrity.walks == 1
+    await append_events(server.store, 1)
+    status, moved, _ = await server.get("/api/v1/integrity")
+    assert (status, moved["checked"]) == (200, 4)
+    assert moved["checked_at"] >= answers[0]["checked_at"]
