@@ -286,6 +286,9 @@ class LaggingProjections:
     async def lag(self) -> ProjectionLag:
         return ProjectionLag(head=12, checkpoint=10, seconds=self.seconds)
 
+    def problem(self) -> str | None:
+        return None
+
 
 class DownCollectors:
     """A collector service (our own port) whose one cluster is down."""
