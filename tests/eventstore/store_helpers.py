@@ -18,6 +18,7 @@ from typing import Any
 from eventstore import Actor, EventStore, NewEvent, format_time, parse_time
 from eventstore.postgres import PostgresEventStore, lock_key
 from eventstore.sqlite import SQLiteEventStore
+from tests.outside import open_handles
 from tests.waiting import until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,18 +116,6 @@ async def when_writing(store: EventStore, task: asyncio.Task[Any]) -> bool:
     return seen
 
 
-def _open_handles(path: str) -> int:
-    """How many of this process's file descriptors are open on ``path``."""
-    target = os.path.realpath(path)
-    handles = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            handles += os.readlink(f"/proc/self/fd/{fd}") == target
-        except OSError:  # closed since the listing
-            continue
-    return handles
-
-
 async def lock_waiters(store: EventStore, name: str) -> int:
     """How many takers wait for the named lock ``name`` right now, seen from outside the
     store: on PostgreSQL the ungranted advisory lock in ``pg_locks``; on SQLite the lock
@@ -134,7 +123,7 @@ async def lock_waiters(store: EventStore, name: str) -> int:
     retries its ``flock``)."""
     if isinstance(store, SQLiteEventStore):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        return max(_open_handles(f"{store.path}.lock-{safe}") - 1, 0)
+        return max(open_handles(f"{store.path}.lock-{safe}") - 1, 0)
     assert isinstance(store, PostgresEventStore)
     key = lock_key("pvetrail.named", store.schema or "public", name)
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
