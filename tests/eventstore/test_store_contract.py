@@ -487,9 +487,12 @@ async def test_cancelled_lock_waiters_leave_nothing_blocked(
 
             # One after another, as a poll whose caller gave up would: each one reaches the
             # file lock (the in-process lock queues simultaneous ones before it).
+            async def one_waits() -> bool:
+                return await lock_waiters(store, "poll:lab") == 1
+
             for _ in range(12):
                 waiter = asyncio.create_task(wait_for_it())
-                await asyncio.sleep(0.05)
+                await until(one_waits, what="the waiter at the lock")
                 waiter.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await waiter
