@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from projections_bench import APPEND_BATCH, DEFAULT_PG, T0, Workload
 
 from eventstore import EventStore, open_store
-from projections.backend import backend_for
+from projections.dialects import dialect_for
 from projections.queries import _has_observations, _Point, _versions_at, _versions_sql
 from projections.runner import rebuild
 
@@ -74,7 +74,7 @@ async def build(args: argparse.Namespace) -> None:
 
 
 async def time_inventory(store: EventStore, size: int, runs: int, seed: int) -> list[float]:
-    backend = backend_for(store)
+    backend = dialect_for(store)
     rng = random.Random(seed)
     span = size / 10
     head = await store.head()
@@ -93,7 +93,7 @@ async def time_inventory(store: EventStore, size: int, runs: int, seed: int) -> 
 
 async def explain(store: EventStore, size: int, seed: int) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of the inventory at one random past time (PostgreSQL)."""
-    backend = backend_for(store)
+    backend = dialect_for(store)
     t = T0 + timedelta(seconds=random.Random(seed).uniform(0, size / 10))
     point = _Point(t, backend.time_in(t), size)
     async with store.read_connection() as conn:

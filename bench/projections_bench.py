@@ -57,7 +57,7 @@ from collectors.events import (
     type_of,
 )
 from eventstore import EventStore, NewEvent, open_store
-from projections.backend import backend_for
+from projections.dialects import dialect_for
 from projections.queries import _Point, _versions_at, changes, inventory, resource_at
 from projections.runner import rebuild
 
@@ -205,7 +205,7 @@ async def measure(
     }
     if rebuild_only:
         return figures
-    backend = backend_for(store)
+    backend = dialect_for(store)
     figures["versions_mb"] = await versions_size(store) / 2**20
     last = T0 + timedelta(seconds=events / 10)
     span = (last - T0).total_seconds()

@@ -9,9 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from .backend import Backend
+from .dialect import ProjectionDialect
 from .fold import RESOURCE_COLUMNS
-from .tables import CLOSE_EDGE, CLOSE_VERSION, UPSERT_RESOURCE
 
 _RESOURCE_TYPES = (
     "text[], text[], text[], text[], int[], text[], text[], text[], text[], text[], text[], "
@@ -32,35 +31,42 @@ _INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ USING")
 BULK_SORT_MEMORY = "256MB"
 """maintenance_work_mem while a rebuild builds its indexes."""
 
-SET_BASED = {
-    # One statement per batch instead of one per row: arrays of each column, unnested.
-    UPSERT_RESOURCE: (
-        "INSERT INTO {t} ("
-        + RESOURCE_COLUMNS
-        + ") SELECT * FROM unnest("
-        + ", ".join(f"${i}::{ty.strip()}" for i, ty in enumerate(_RESOURCE_TYPES.split(","), 1))
-        + ") ON CONFLICT (resource_id) DO UPDATE SET "
-        + _UPDATES
-    ),
-    CLOSE_VERSION: (
-        "UPDATE {t} AS v SET valid_to_position = u.tp, valid_to_time = u.tt, "
-        "ended_by_removal = u.e FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], "
-        "$4::text[], $5::bigint[]) AS u(tp, tt, e, rid, fp) "
-        "WHERE v.resource_id = u.rid AND v.valid_from_position = u.fp"
-    ),
-    CLOSE_EDGE: (
-        "UPDATE {t} AS e SET until_position = u.tp, until_time = u.tt "
-        "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], "
-        "$6::text[]) AS u(tp, tt, f, r, o, a) WHERE e.from_id = u.f AND e.rel = u.r "
-        "AND e.to_id = u.o AND e.attrs = u.a AND e.until_position IS NULL"
-    ),
-}
+# The batch writes as one statement per batch instead of one per row: arrays of each column,
+# unnested (the dialect's overrides of the generic statements in projections/dialect.py).
+UPSERT_RESOURCES = (
+    "INSERT INTO {t} ("
+    + RESOURCE_COLUMNS
+    + ") SELECT * FROM unnest("
+    + ", ".join(f"${i}::{ty.strip()}" for i, ty in enumerate(_RESOURCE_TYPES.split(","), 1))
+    + ") ON CONFLICT (resource_id) DO UPDATE SET "
+    + _UPDATES
+)
+CLOSE_VERSIONS = (
+    "UPDATE {t} AS v SET valid_to_position = u.tp, valid_to_time = u.tt, "
+    "ended_by_removal = u.e FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], "
+    "$4::text[], $5::bigint[]) AS u(tp, tt, e, rid, fp) "
+    "WHERE v.resource_id = u.rid AND v.valid_from_position = u.fp"
+)
+CLOSE_EDGES = (
+    "UPDATE {t} AS e SET until_position = u.tp, until_time = u.tt "
+    "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[]) AS u(tp, tt, f, r, o, a) WHERE e.from_id = u.f AND e.rel = u.r "
+    "AND e.to_id = u.o AND e.attrs = u.a AND e.until_position IS NULL"
+)
 
 
-class PostgresBackend(Backend):
+async def _set_based(conn: Any, statement: str, table: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one of the statements above with the rows as one array per column."""
+    if rows:
+        db: asyncpg.Connection = conn
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        await db.execute(statement.format(t=table), *columns)
+
+
+class PostgresDialect(ProjectionDialect):
     """asyncpg connections from the store's pool."""
 
-    dialect = "postgresql"
+    name = "postgresql"
     overlap_io = True
 
     def _convert(self, text: str) -> str:
@@ -113,16 +119,14 @@ class PostgresBackend(Backend):
             names = [c.strip() for c in columns.split(",")]
             await db.copy_records_to_table(table, records=rows, columns=names)
 
-    async def update_many(
-        self, conn: Any, template: str, table: str, rows: Sequence[Sequence[Any]]
-    ) -> None:
-        set_based = SET_BASED.get(template)
-        if set_based is None or not rows:
-            await super().update_many(conn, template, table, rows)
-            return
-        db: asyncpg.Connection = conn
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        await db.execute(set_based.format(t=table), *columns)
+    async def upsert_resources(self, conn: Any, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        await _set_based(conn, UPSERT_RESOURCES, table, rows)
+
+    async def close_versions(self, conn: Any, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        await _set_based(conn, CLOSE_VERSIONS, table, rows)
+
+    async def close_edges(self, conn: Any, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        await _set_based(conn, CLOSE_EDGES, table, rows)
 
     async def table_exists(self, conn: Any, name: str) -> bool:
         db: asyncpg.Connection = conn

@@ -3,7 +3,7 @@
 Every function takes the store first and reads through ``store.read_connection()`` (one
 resource through the backend's ``short_reads``, which SQLite runs on the loop's thread); the
 SQL is written once with ``?`` placeholders and run through the store's backend
-(:mod:`projections.backend`). Time semantics follow CONTRACT.md "What the answers mean" and
+(:mod:`projections.dialect`). Time semantics follow CONTRACT.md "What the answers mean" and
 the fold's effective times (:mod:`projections.fold`): a change counts from its ``observed_at``;
 ``since``/``until`` select ``(since, until]``; before the first event the inventory is empty; a
 time in the future is a 422. An answer is computed at a log position ``P`` (the projections'
@@ -32,8 +32,9 @@ from collectors.events import (
 )
 from eventstore import Actor, EventStore, format_time, parse_time, utcnow
 
-from .backend import Backend, backend_for
 from .cursors import make_cursor, read_cursor
+from .dialect import ProjectionDialect
+from .dialects import dialect_for
 from .diff import diff_states, initial_changes
 from .errors import InvalidParameterError, NotFoundError, UnprocessableError
 from .fold import decode_state
@@ -79,13 +80,13 @@ def _check_past(value: datetime | None, param: str, now: datetime) -> None:
         raise UnprocessableError(f"{param} {format_time(value)} is in the future", param=param)
 
 
-async def _checkpoint(backend: Backend, conn: Any) -> int:
+async def _checkpoint(backend: ProjectionDialect, conn: Any) -> int:
     rows = await backend.fetch(conn, READ_CHECKPOINTS)
     return min((int(r[1]) for r in rows), default=0)
 
 
 async def _resolve(
-    backend: Backend, conn: Any, at: datetime | None, position: int | None
+    backend: ProjectionDialect, conn: Any, at: datetime | None, position: int | None
 ) -> _Point:
     now = utcnow()
     if at is not None and position is not None:
@@ -114,7 +115,7 @@ async def _resolve(
     return _Point(seen, None, position)
 
 
-def _point_from_cursor(backend: Backend, p: int, t: str | None, at: str | None) -> _Point:
+def _point_from_cursor(backend: ProjectionDialect, p: int, t: str | None, at: str | None) -> _Point:
     try:
         reported = parse_time(at) if at is not None else None
         bound = backend.time_in(parse_time(t)) if t is not None else None
@@ -123,7 +124,7 @@ def _point_from_cursor(backend: Backend, p: int, t: str | None, at: str | None) 
     return _Point(reported, bound, p)
 
 
-def _cursor_times(point: _Point, backend: Backend) -> tuple[str | None, str | None]:
+def _cursor_times(point: _Point, backend: ProjectionDialect) -> tuple[str | None, str | None]:
     t = format_time(backend.time_out(point.t)) if point.t is not None else None
     at = format_time(point.at) if point.at is not None else None
     return t, at
@@ -136,13 +137,13 @@ _VERSION_FIELDS = (
 )
 
 
-async def _has_observations(backend: Backend, conn: Any) -> bool:
+async def _has_observations(backend: ProjectionDialect, conn: Any) -> bool:
     # The collectors' table (migration 0100) may be missing on an older database.
-    if getattr(backend, "_observations", False):
+    if backend.observations_seen:
         return True
     found = await backend.table_exists(conn, "observations")
     if found:
-        backend._observations = True  # type: ignore[attr-defined]
+        backend.observations_seen = True
     return found
 
 
@@ -247,7 +248,7 @@ def _held_at(point: _Point) -> tuple[str, list[Any]]:
 
 
 async def _versions_at(
-    backend: Backend,
+    backend: ProjectionDialect,
     conn: Any,
     point: _Point,
     *,
@@ -280,7 +281,7 @@ async def _versions_at(
 
 
 def _versions_sql(
-    backend: Backend,
+    backend: ProjectionDialect,
     point: _Point,
     *,
     observed: bool,
@@ -295,7 +296,7 @@ def _versions_sql(
     # resources until enough match); probes for a page of the unfiltered inventory (cheaper at
     # 100 rows, even at 1,000), for given ids, removed resources and a position alone.
     scan = (
-        backend.dialect == "postgresql"
+        backend.name == "postgresql"
         and point.t is not None
         and ids is None
         and not include_removed
@@ -337,7 +338,7 @@ def _versions_sql(
 
 
 def _probe_sql(
-    backend: Backend, point: _Point, observed: bool, include_removed: bool
+    backend: ProjectionDialect, point: _Point, observed: bool, include_removed: bool
 ) -> tuple[str, list[Any]]:
     """The versions at the point as one probe per resource of ``proj_resources r``."""
     args: list[Any] = []
@@ -381,7 +382,7 @@ def _state(row: Any) -> dict[str, Any]:
     return state
 
 
-def _resource(backend: Backend, row: Any, point: _Point) -> Resource:
+def _resource(backend: ProjectionDialect, row: Any, point: _Point) -> Resource:
     state = _state(row)
     rid = row[0]
     parts = rid.split("/")
@@ -446,7 +447,7 @@ async def inventory(
     """
     if limit is not None:
         _check_limit(limit)
-    backend = backend_for(store)
+    backend = dialect_for(store)
     async with store.read_connection() as conn:
         after: str | None = None
         if cursor is not None:
@@ -482,7 +483,7 @@ async def resource_at(
 ) -> Resource:
     """One resource as it was then; :class:`NotFoundError` (with ``first_seen`` and
     ``last_seen`` when it existed at other times) if it did not exist then."""
-    backend = backend_for(store)
+    backend = dialect_for(store)
     # A few indexed reads of one resource: the backend's cheapest way to run them.
     async with backend.short_reads(store) as conn:
         point = await _resolve(backend, conn, at, position)
@@ -549,7 +550,7 @@ async def history(
     _check_past(until, "until", now)
     if since is not None and until is not None and since > until:
         raise UnprocessableError("since is after until", param="until")
-    backend = backend_for(store)
+    backend = dialect_for(store)
     after_version = 0
     if cursor is not None:
         (after_version,) = read_cursor(cursor, "hist:" + resource_id, (int,))
@@ -622,7 +623,7 @@ async def changes(
     the window), so the cost follows the number of changes in the window, not the history.
     """
     _check_limit(limit)
-    backend = backend_for(store)
+    backend = dialect_for(store)
     after = ""
     async with store.read_connection() as conn:
         if cursor is not None:
@@ -691,7 +692,7 @@ async def relations(
     id: str | None = None,
 ) -> RelationGraph:
     """The relationship graph then: every edge that held, or only those touching ``id``."""
-    backend = backend_for(store)
+    backend = dialect_for(store)
     async with store.read_connection() as conn:
         point = await _resolve(backend, conn, at, position)
         sql = (

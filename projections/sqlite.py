@@ -15,7 +15,7 @@ import aiosqlite
 from eventstore import EventStore, format_time, parse_time
 from eventstore.sqlite import SQLiteEventStore
 
-from .backend import Backend
+from .dialect import ProjectionDialect
 
 _CREATE_TABLE = re.compile(r'^CREATE TABLE\s+"?(\w+)"?', re.IGNORECASE)
 _CREATE_INDEX = re.compile(r'^CREATE (UNIQUE )?INDEX\s+"?(\w+)"?\s+ON\s+"?(\w+)"?', re.IGNORECASE)
@@ -23,11 +23,11 @@ _GENERATION = re.compile(r"__g[0-9a-f]{8}$")
 BULK_CACHE_KIB = -262_144
 """PRAGMA cache_size during a rebuild (negative: KiB)."""
 _BULK_SETTINGS = {"cache_size": BULK_CACHE_KIB, "secure_delete": 0}
-"""What :meth:`SQLiteBackend.bulk_mode` sets on the writer for a rebuild."""
+"""What :meth:`SQLiteDialect.bulk_mode` sets on the writer for a rebuild."""
 
 
 class _SmallReads:
-    """Stands for a connection in :meth:`SQLiteBackend.short_reads`: each read is the
+    """Stands for a connection in :meth:`SQLiteDialect.short_reads`: each read is the
     store's :meth:`~eventstore.sqlite.SQLiteEventStore.read_small`."""
 
     __slots__ = ("store",)
@@ -41,10 +41,10 @@ async def _small_reads(store: SQLiteEventStore) -> AsyncIterator[_SmallReads]:
     yield _SmallReads(store)
 
 
-class SQLiteBackend(Backend):
+class SQLiteDialect(ProjectionDialect):
     """aiosqlite connections; the store's writer runs every transaction in BEGIN IMMEDIATE."""
 
-    dialect = "sqlite"
+    name = "sqlite"
     _settings: dict[str, Any] = {}  # replaced by bulk_mode, never changed in place
     """The writer's settings before a rebuild changed them (see :meth:`bulk_mode`)."""
 

@@ -34,7 +34,7 @@ from collectors.events import (
     type_of,
 )
 from eventstore import Actor, EventStore, NewEvent, RecordedEvent
-from projections.backend import backend_for
+from projections.dialects import dialect_for
 from projections.models import Resource
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -296,10 +296,10 @@ TABLE_KEYS = {
 
 async def table_rows(store: EventStore) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every projection table, in key order."""
-    backend = backend_for(store)
+    dialect = dialect_for(store)
     rows: dict[str, list[tuple[Any, ...]]] = {}
     async with store.read_connection() as conn:
         for table, key in TABLE_KEYS.items():
-            found = await backend.fetch(conn, f"SELECT * FROM {table} ORDER BY {key}")
+            found = await dialect.fetch(conn, f"SELECT * FROM {table} ORDER BY {key}")
             rows[table] = [tuple(r) for r in found]
     return rows

@@ -19,7 +19,7 @@ from collectors.events import (
 )
 from eventstore import Actor, EventStore, utcnow
 from eventstore.sqlite import READ_MMAP_BYTES
-from projections.backend import backend_for
+from projections.dialects import dialect_for
 from projections.errors import (
     InvalidParameterError,
     NotFoundError,
@@ -225,7 +225,7 @@ async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
 ) -> None:
     """An index of PostgreSQL's migration only: the test runs on PostgreSQL alone."""
     assert timeline.dialect == "postgresql"
-    backend = backend_for(timeline)
+    backend = dialect_for(timeline)
     sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=False)
     async with timeline.read_connection() as conn, conn.transaction():
         # A few rows: forbid the other ways, so that only a mismatch of the query's
@@ -276,7 +276,7 @@ async def test_sqlite_walks_the_resources_by_their_covering_index_after_a_rebuil
     assert timeline.dialect == "sqlite"
     before = await inventory(timeline, at=at(55), limit=None)
     await rebuild(timeline)
-    backend = backend_for(timeline)
+    backend = dialect_for(timeline)
     sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=True)
     async with timeline.read_connection() as conn:
         plan = [row[3] for row in await backend.fetch(conn, "EXPLAIN QUERY PLAN " + sql, args)]

@@ -1,9 +1,11 @@
 """The projections' port to a database: what differs between SQLite and PostgreSQL.
 
 The projection and query SQL is written once, with ``?`` placeholders and table names as
-``{table}`` fields; a backend converts placeholders, times and the few statements that differ
-(copying a table's shape, swapping tables, locking the checkpoints). ``sqlite.py`` and
-``postgres.py`` implement it, like the event store's backends beside ``eventstore/store.py``.
+``{table}`` fields; a dialect converts placeholders, times and the few statements that differ
+(copying a table's shape, swapping tables, locking the checkpoints, the batch writes).
+``sqlite.py`` and ``postgres.py`` implement it, like the event store's backends beside
+``eventstore/store.py``; :func:`projections.dialects.dialect_for` picks a store's (this module
+imports neither implementation).
 """
 
 from __future__ import annotations
@@ -14,21 +16,51 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from eventstore import EventStore
+from eventstore import Dialect, EventStore
+
+from .fold import RESOURCE_COLUMNS
+
+# The batch writes, in their generic form: one statement per row (``{t}``: the table, the
+# live one or a rebuild's shadow). A dialect may override the operation that runs each.
+UPSERT_RESOURCE = (
+    "INSERT INTO {t} (" + RESOURCE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (resource_id) DO UPDATE SET cluster = excluded.cluster, "
+    "type = excluded.type, node = excluded.node, vmid = excluded.vmid, name = excluded.name, "
+    "status = excluded.status, tags = excluded.tags, pool = excluded.pool, "
+    "lock = excluded.lock, digest = excluded.digest, state = excluded.state, "
+    "removed = excluded.removed, position = excluded.position, "
+    "observed_at = excluded.observed_at, first_position = excluded.first_position, "
+    "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+    "config_position = excluded.config_position"
+)
+CLOSE_VERSION = (
+    "UPDATE {t} SET valid_to_position = ?, valid_to_time = ?, ended_by_removal = ? "
+    "WHERE resource_id = ? AND valid_from_position = ?"
+)
+CLOSE_EDGE = (
+    "UPDATE {t} SET until_position = ?, until_time = ? "
+    "WHERE from_id = ? AND rel = ? AND to_id = ? AND attrs = ? AND until_position IS NULL"
+)
 
 
-class Backend(abc.ABC):
-    """One dialect's way of running the projections' SQL on the driver's own connection."""
+class ProjectionDialect(abc.ABC):
+    """One SQL dialect's way of running the projections' SQL on the driver's own connection
+    (one instance per store: it caches converted statements and what it learnt)."""
 
-    dialect: str
+    name: Dialect
 
     overlap_io = False
     """Whether a rebuild reads its next batch and writes its last one while it folds: pays
     only where the database does that work in a process of its own, on another core (on
     SQLite the driver's threads would contend with the fold for the GIL, row by row)."""
 
+    observations_seen: bool
+    """Whether the collectors' ``observations`` table was found (it is never dropped once
+    there, so only its presence is remembered; see :mod:`projections.versions`)."""
+
     def __init__(self) -> None:
         self._converted: dict[str, str] = {}
+        self.observations_seen = False
 
     def sql(self, text: str) -> str:
         """The statement in this dialect's placeholder style (converted once, then cached)."""
@@ -43,7 +75,7 @@ class Backend(abc.ABC):
 
     def short_reads(self, store: EventStore) -> AbstractAsyncContextManager[Any]:
         """The connection for a request made of a few short, indexed reads (one resource at
-        a point): by default one of the store's readers; a backend may answer such reads more
+        a point): by default one of the store's readers; a dialect may answer such reads more
         cheaply. Only :meth:`fetch` and :meth:`fetchone` run on it."""
         return store.read_connection()
 
@@ -64,7 +96,7 @@ class Backend(abc.ABC):
     # -- values --------------------------------------------------------------------------
     @abc.abstractmethod
     def time_in(self, value: datetime) -> Any:
-        """A time as this backend stores and compares it."""
+        """A time as this dialect stores and compares it."""
 
     @abc.abstractmethod
     def time_out(self, value: Any) -> datetime:
@@ -95,18 +127,27 @@ class Backend(abc.ABC):
     async def insert_many(
         self, conn: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]
     ) -> None:
-        """Insert rows (values in ``columns`` order); backends may use a faster path."""
+        """Insert rows (values in ``columns`` order); a dialect may use a faster path."""
         if rows:
             marks = ",".join("?" * len(rows[0]))
             await self.executemany(conn, f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
 
-    async def update_many(
-        self, conn: Any, template: str, table: str, rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """Run a statement (``template`` with ``{t}`` for the table) once per row; a backend
-        may run a known template as one set-based statement instead."""
+    async def upsert_resources(self, conn: Any, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert or replace ``proj_resources`` rows (RESOURCE_COLUMNS order) in ``table``."""
         if rows:
-            await self.executemany(conn, template.format(t=table), rows)
+            await self.executemany(conn, UPSERT_RESOURCE.format(t=table), rows)
+
+    async def close_versions(self, conn: Any, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """End versions in ``table``: rows of (valid_to_position, valid_to_time,
+        ended_by_removal, resource_id, valid_from_position)."""
+        if rows:
+            await self.executemany(conn, CLOSE_VERSION.format(t=table), rows)
+
+    async def close_edges(self, conn: Any, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """End open edges in ``table``: rows of (until_position, until_time, from_id, rel,
+        to_id, attrs)."""
+        if rows:
+            await self.executemany(conn, CLOSE_EDGE.format(t=table), rows)
 
     # -- schema --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -140,19 +181,3 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def lock_checkpoints(self, conn: Any) -> dict[str, int]:
         """Every projection's checkpoint, locked until the caller's transaction ends."""
-
-
-def backend_for(store: EventStore) -> Backend:
-    """The backend of a store's dialect (one instance per store, caching converted SQL)."""
-    found: Backend | None = getattr(store, "_projections_backend", None)
-    if found is None:
-        if store.dialect == "sqlite":
-            from .sqlite import SQLiteBackend
-
-            found = SQLiteBackend()
-        else:
-            from .postgres import PostgresBackend
-
-            found = PostgresBackend()
-        store._projections_backend = found  # type: ignore[attr-defined]
-    return found
