@@ -27,13 +27,13 @@ from projections.errors import (
     UnprocessableError,
 )
 from projections.queries import (
-    _Point,
-    _versions_sql,
+    Point,
     changes,
     history,
     inventory,
     relations,
     resource_at,
+    versions_sql,
 )
 from projections.runner import ProjectionRunner, rebuild
 from tests.projections.projection_helpers import at, change, guest_state, new
@@ -225,14 +225,14 @@ async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
 ) -> None:
     """An index of PostgreSQL's migration only: the test runs on PostgreSQL alone."""
     assert timeline.dialect == "postgresql"
-    backend = dialect_for(timeline)
-    sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=False)
+    dialect = dialect_for(timeline)
+    sql, args = versions_sql(dialect, Point(at(55), at(55), 10), observed=False)
     async with timeline.read_connection() as conn, conn.transaction():
         # A few rows: forbid the other ways, so that only a mismatch of the query's
         # expression and the index's leaves the index unused.
         await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute("SET LOCAL enable_indexscan = off")
-        plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + backend.sql(sql), *args))
+        plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + dialect.sql(sql), *args))
     assert "Bitmap Index Scan on proj_versions_span" in plan
 
 
@@ -276,11 +276,11 @@ async def test_sqlite_walks_the_resources_by_their_covering_index_after_a_rebuil
     assert timeline.dialect == "sqlite"
     before = await inventory(timeline, at=at(55), limit=None)
     await rebuild(timeline)
-    backend = dialect_for(timeline)
-    sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=True)
+    dialect = dialect_for(timeline)
+    sql, args = versions_sql(dialect, Point(at(55), at(55), 10), observed=True)
     async with timeline.read_connection() as conn:
-        plan = [row[3] for row in await backend.fetch(conn, "EXPLAIN QUERY PLAN " + sql, args)]
-        [[mapped]] = await backend.fetch(conn, "PRAGMA mmap_size", ())
+        plan = [row[3] for row in await dialect.fetch(conn, "EXPLAIN QUERY PLAN " + sql, args)]
+        [[mapped]] = await dialect.fetch(conn, "PRAGMA mmap_size", ())
     assert any(
         step.startswith("SCAN r USING COVERING INDEX proj_resources_scan") for step in plan
     ), plan
