@@ -6,6 +6,7 @@ building blocks that rollback plans and drift reports use too:
 - :mod:`projections.points`: a time or position resolved to a :class:`Point`;
 - :mod:`projections.versions`: the version of each resource (or of some) at a point;
 - :mod:`projections.states`: a resource's state at a point;
+- :mod:`projections.last_change`: a field's last change before a point;
 - :mod:`projections.history`: the events of a stream;
 - the queries: :mod:`projections.inventory` (the inventory, one resource),
   :mod:`projections.history`, :mod:`projections.changes` (net change) and
@@ -29,6 +30,7 @@ from .cursors import MAX_LIMIT, check_limit
 from .graph import EdgeSpan, edges_at, relations
 from .history import StreamEvent, event_changes, history, history_entry, stream_events
 from .inventory import inventory, resource_at
+from .last_change import LastChange, last_change
 from .points import Point, check_past, read_checkpoint, resolve_point
 from .states import resource_of, state_at
 from .versions import Filters, Version, has_observations, state_of, versions_at, versions_sql
@@ -37,6 +39,7 @@ __all__ = [
     "MAX_LIMIT",
     "EdgeSpan",
     "Filters",
+    "LastChange",
     "Point",
     "StreamEvent",
     "Version",
@@ -49,6 +52,7 @@ __all__ = [
     "history",
     "history_entry",
     "inventory",
+    "last_change",
     "net_change",
     "read_checkpoint",
     "relations",
