@@ -165,8 +165,3 @@ async def test_bad_input_is_a_problem_naming_the_parameter(
 ) -> None:
     body = await problem(seeded, path, status)
     assert body["param"] == param, body
-
-
-async def test_rollback_targets_are_not_served_yet(seeded: Server) -> None:
-    body = await problem(seeded, f"/api/v1/resources/{WEB}/rollback-targets", 404)
-    assert "rollback" in str(body["detail"])
