@@ -19,6 +19,7 @@ The steps, in order (each optional):
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -39,7 +40,7 @@ from projections.errors import InvalidParameterError, NotFoundError, Unprocessab
 from projections.models import Resource
 
 from . import steps
-from .draft import Context, Draft, config_reason, finish
+from .draft import NO_DIGEST, Context, Draft, config_reason, finish
 from .guest import (
     GuestId,
     backup_time,
@@ -144,6 +145,9 @@ def _in_place(draft: Draft, now: Resource, then: Resource, *, digest: str | None
         if is_disk_key(key) and (has_volume(key, old) or has_volume(key, new)):
             _disk(draft, now, then, key, old, new, sets, deletes, resizes, node)
             continue
+        if key in pending_now and same(key, now.config.get(key), new):
+            reverts.append(key)  # the queued change is unwanted: drop it
+            continue
         if new is not None and is_redacted(new):
             draft.warnings.append(
                 f"{key} was a secret at the target: the log keeps only its fingerprint, so "
@@ -152,9 +156,6 @@ def _in_place(draft: Draft, now: Resource, then: Resource, *, digest: str | None
             continue
         if isinstance(new, list | dict):
             draft.warnings.append(f"{key} cannot be set through the API: set it by hand")
-            continue
-        if key in pending_now and same(key, now.config.get(key), new):
-            reverts.append(key)  # the queued change is unwanted: drop it
             continue
         if new is None:
             deletes.append(key)
@@ -364,4 +365,47 @@ async def _to_snapshot(
             reason=f"roll the guest back to its snapshot {name}",
         )
     )
-    return finish(draft, target, now, None)
+    # The guest when the snapshot was taken, else as the poll that first saw the snapshot saw
+    # it (a snapshot's time is whole seconds, perhaps before the first observation).
+    then = await _guest_at(store, ctx, at=taken) if taken is not None else None
+    then = then or await _guest_at(store, ctx, position=snap.position)
+    if then is not None:
+        _kept_by_rollback(draft, now, then, node)
+    return finish(draft, target, now, then)
+
+
+KEPT_BY_ROLLBACK = ("description",)
+"""Config keys a snapshot rollback leaves as they are (pve-guest-common's AbstractConfig keeps
+the current description; ``unusedN`` too, which no plan touches)."""
+
+
+async def _guest_at(
+    store: EventStore, ctx: Context, *, at: datetime | None = None, position: int | None = None
+) -> Resource | None:
+    """The guest at a time or position of its current life, when the log knows it."""
+    try:
+        found = await queries.resource_at(store, ctx.guest.id, at=at, position=position)
+    except (NotFoundError, UnprocessableError):
+        return None
+    return found if life_of(found.position, ctx.removed_at) == len(ctx.removed_at) else None
+
+
+def _kept_by_rollback(draft: Draft, now: Resource, then: Resource, node: str) -> None:
+    have, want = effective_config(now), effective_config(then)
+    keys = [k for k in differing_keys(have, want) if k in KEPT_BY_ROLLBACK]
+    sets = {k: want[k] for k in keys if want.get(k) is not None}
+    deletes = [k for k in keys if want.get(k) is None]
+    if sets or deletes:
+        reason = config_reason(sets, deletes, [], [], False)
+        draft.steps.append(
+            steps.config(
+                node,
+                draft.guest.type,
+                draft.guest.vmid,
+                sets=sets,
+                deletes=deletes,
+                digest=None,
+                reason=f"{reason} (a rollback keeps them); "
+                + NO_DIGEST.format(after="snapshot rollback"),
+            )
+        )

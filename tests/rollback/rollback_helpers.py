@@ -9,7 +9,13 @@ from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
 from collectors.service import CollectorService
-from collectors.values import disk_volume, format_property, is_disk_key, parse_property
+from collectors.values import (
+    disk_volume,
+    format_property,
+    is_disk_key,
+    is_nic_key,
+    parse_property,
+)
 from eventstore import EventStore
 from projections import queries
 from projections.models import Resource
@@ -74,6 +80,15 @@ def execute(api: ProxmoxAPI, found: RollbackPlan) -> list[int]:
     return ran
 
 
+async def executed(
+    store: EventStore, collector: CollectorService, api: ProxmoxAPI, found: RollbackPlan, rid: str
+) -> Resource:
+    """Run the plan, observe, and answer the guest as observed afterwards."""
+    execute(api, found)
+    await observe(store, collector)
+    return await state(store, rid)
+
+
 def _comparable(state: Resource, *, volumes: bool) -> dict[str, Any]:
     config = effective_config(state)
     if not volumes:  # restored into another vmid: its disks have new volume names
@@ -85,10 +100,23 @@ def _comparable(state: Resource, *, volumes: bool) -> dict[str, Any]:
     return config
 
 
+# What Proxmox adds to an lxc NIC it writes (a MAC, the veth type); fakepve's seeded
+# containers lack them, a real cluster's never do.
+_WRITTEN_NIC_ITEMS = ("hwaddr", "type")
+
+
 def differences(then: Resource, now: Resource, *, volumes: bool = True) -> list[str]:
     """What differs between two states of a guest, ignoring what only Proxmox writes: its
     config keys, node and status."""
-    keys = differing_keys(_comparable(then, volumes=volumes), _comparable(now, volumes=volumes))
+    want, have = _comparable(then, volumes=volumes), _comparable(now, volumes=volumes)
+    for key in [k for k in want if is_nic_key(k) and now.type == "lxc"]:
+        target, found = parse_property(key, want[key]), parse_property(key, have.get(key))
+        for item in _WRITTEN_NIC_ITEMS:
+            if item not in target:
+                found.pop(item, None)
+        if key in have:
+            have[key] = format_property(key, found)
+    keys = differing_keys(want, have)
     for name in ("node", "status"):
         if getattr(then, name) != getattr(now, name):
             keys.append(name)
