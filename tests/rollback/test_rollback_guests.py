@@ -258,3 +258,38 @@ async def _targets(store: EventStore, rid: str) -> list[Any]:
     from projections.rollback import rollback_targets
 
     return list((await rollback_targets(store, rid)).items)
+
+
+async def test_targets_list_versions_snapshots_and_backups_newest_first(
+    store: EventStore, make_collector: CollectorFactory, operator: Any
+) -> None:
+    collector = make_collector()
+    await observe(store, collector)
+    first = await state(store, WEB)
+    web = operator.nodes("pve1").qemu(100)
+    web.config.post(description="first change")  # a qmconfig task: attributed
+    await observe(store, collector)
+    web.status.stop.post()  # status alone: no other configuration
+    await observe(store, collector)
+    web.config.post(description="second change")
+    await observe(store, collector)
+    items = await _targets(store, WEB)
+    versions = [x for x in items if x.kind == "version"]
+    assert [v.differs for v in versions] == [["description"], ["description"]]
+    newer, older = versions
+    assert "description first change (now second change)" in newer.label
+    assert newer.changed_by is not None
+    assert newer.changed_by.user == "root@pam"
+    assert older.position == first.position  # the version before the first change
+    assert "description not set (now second change)" in older.label
+    [snapshot] = [x for x in items if x.kind == "snapshot"]
+    assert (snapshot.snapshot, snapshot.vmstate) == ("before-upgrade", False)
+    assert snapshot.label == "snapshot before-upgrade: before the upgrade"
+    [backup] = [x for x in items if x.kind == "backup"]
+    assert backup.backup == VM_BACKUP
+    assert (backup.storage, backup.size, backup.protected) == ("local", 4096, False)
+    times = [x.at for x in items]
+    assert times == sorted(times, reverse=True)
+    # the newest version of that configuration is after the stop: no power step
+    found = await plan(store, WEB, position=newer.position)
+    assert [s.action for s in found.steps] == ["config"]
