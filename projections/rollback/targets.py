@@ -60,19 +60,35 @@ def _changes_config(entry: HistoryEntry) -> bool:
 
 
 def config_groups(history: list[HistoryEntry]) -> list[_Group]:
-    """The history cut where the configuration changed, each removal ending a group."""
+    """The history cut where the configuration changed, each removal ending a group.
+
+    The events one poll appended share their ``observed_at`` and are one observation: a
+    group never ends inside one (a migration and a config change seen by the same poll are
+    one change of state, not a state of the new node with the old config)."""
     groups: list[_Group] = []
-    for entry in history:
-        if entry.event == "removed":
-            if groups and groups[-1].ended_by is None:
-                groups[-1].ended_by = entry
-            continue
-        if not groups or groups[-1].ended_by is not None or _changes_config(entry):
-            if groups and groups[-1].ended_by is None:
-                groups[-1].ended_by = entry
-            groups.append(_Group())
-        groups[-1].entries.append(entry)
+    for batch in _observations(history):
+        removal = next((e for e in batch if e.event == "removed"), None)
+        kept = [e for e in batch if e.event != "removed"]
+        if kept:
+            fresh = not groups or groups[-1].ended_by is not None
+            if fresh or any(_changes_config(e) for e in kept):
+                if groups and groups[-1].ended_by is None:
+                    groups[-1].ended_by = kept[0]
+                groups.append(_Group())
+            groups[-1].entries += kept
+        if removal is not None and groups and groups[-1].ended_by is None:
+            groups[-1].ended_by = removal
     return groups
+
+
+def _observations(history: list[HistoryEntry]) -> list[list[HistoryEntry]]:
+    batches: list[list[HistoryEntry]] = []
+    for entry in history:
+        if batches and batches[-1][-1].observed_at == entry.observed_at:
+            batches[-1].append(entry)
+        else:
+            batches.append([entry])
+    return batches
 
 
 def _show(value: Any) -> str:

@@ -9,7 +9,7 @@ import pytest
 from api_helpers import DB, ROOT, WEB, iso, seed_history
 
 from eventstore import EventStore
-from tests.api.conftest import Server, ServerFactory
+from tests.api.conftest import READER_SECRET, TOKENS, Server, ServerFactory
 
 PROBLEM = "application/problem+json"
 
@@ -111,3 +111,23 @@ async def test_the_document_describes_both_routes(seeded: Server) -> None:
     step = doc["components"]["schemas"]["PlanStep"]["properties"]
     assert {"order", "action", "method", "path", "params", "reason"} <= set(step)
     assert {"disruptive", "requires_reboot"} <= set(step)
+
+
+async def test_readers_may_plan_and_a_plan_takes_only_json(
+    store: EventStore, serve_app: ServerFactory
+) -> None:
+    await seed_history(store)
+    server = await serve_app(tokens=TOKENS)
+    body = {"resource": WEB, "target": {"at": iso(15)}}
+    status, plan, _ = await server.request(
+        "POST", "/api/v1/rollback-plans", token=READER_SECRET, json=body
+    )
+    assert status == 200, plan
+    status, problem, _ = await server.request(
+        "POST",
+        "/api/v1/rollback-plans",
+        token=READER_SECRET,
+        data=b"resource=lab/qemu/100",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 415, problem
