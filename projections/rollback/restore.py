@@ -104,7 +104,7 @@ async def _restore_from(
         # The restore takes the target's config as its parameters; Proxmox detects ostype and
         # arch from the archive, so they are set as they were.
         have = dict(at_backup or {})
-        have.update(restored)
+        have.update({k: want[k] for k in restored if k in want})  # not storage=, a parameter
         have.pop("ostype", None)
         have.pop("arch", None)
     else:
