@@ -176,6 +176,15 @@ def test_plan_command_prints_numbered_pvesh_lines(
     assert "nothing to do" in capsys.readouterr().out
 
 
+def test_plan_command_exits_1_with_blockers(
+    seeded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", DB, "--to", iso(15)]) == 1  # removed, and no backup of it
+    out = capsys.readouterr().out
+    assert "blocker(s)" in out.splitlines()[0]
+    assert "blockers:\n  - the guest at the target is gone and no backup" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
