@@ -19,7 +19,7 @@ The steps, in order (each optional):
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -40,7 +40,7 @@ from projections.errors import InvalidParameterError, NotFoundError, Unprocessab
 from projections.models import Resource
 
 from . import steps
-from .draft import NO_DIGEST, Context, Draft, config_reason, finish
+from .draft import Context, Draft, config_reason, finish
 from .guest import (
     GuestId,
     backup_time,
@@ -57,6 +57,7 @@ from .guest import (
 from .keys import applies, differing_keys, has_volume, is_redacted, is_unused
 from .models import PlanRequest, PlanStep, PlanTarget, RollbackPlan
 from .restore import free_vmid, restore_backup, restore_version
+from .snapshot import rollback_snapshot
 from .targets import check_guest
 
 TARGET_KINDS = ("at", "position", "snapshot", "backup")
@@ -75,7 +76,7 @@ async def plan_rollback(store: EventStore, request: PlanRequest) -> RollbackPlan
     history = await whole_history(store, guest.id)
     ctx = Context(guest, history, removals(history), await current(store, guest.id))
     if target.snapshot is not None:
-        return await _to_snapshot(store, ctx, target, target.snapshot)
+        return await rollback_snapshot(store, ctx, target, target.snapshot)
     if target.backup is not None:
         return await restore_backup(store, ctx, target, target.backup)
     then = await _version(store, guest.id, target)
@@ -115,7 +116,22 @@ async def _version(store: EventStore, resource_id: str, target: PlanTarget) -> R
 
 
 # -- a guest that exists, in its current life ------------------------------------------------
+@dataclass
+class _Changes:
+    """What one config step and the resizes after it change."""
+
+    sets: dict[str, Any] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    reverts: list[str] = field(default_factory=list)
+    resizes: list[PlanStep] = field(default_factory=list)
+
+    def touches(self) -> list[str]:
+        """The keys set or deleted."""
+        return [*self.sets, *self.deletes]
+
+
 def _in_place(draft: Draft, now: Resource, then: Resource, *, digest: str | None) -> None:
+    """Config, resizes, migrate, reboot and power, in that order, on the guest itself."""
     guest = draft.guest
     if is_template(now) and not is_template(then):
         draft.blockers.append(
@@ -132,48 +148,24 @@ def _in_place(draft: Draft, now: Resource, then: Resource, *, digest: str | None
             "the guest's config digest was never observed: the config step cannot be "
             "checked against changes made after planning"
         )
+    if now.pool != then.pool:
+        # The pool API changed in PVE 8.1 (PUT /pools/{id} -> PUT /pools?poolid=): no one
+        # call is right on every cluster.
+        draft.warnings.append(
+            f"the guest was in pool {then.pool or '(none)'} at the target and is in "
+            f"{now.pool or '(none)'} now: change its pool membership by hand"
+        )
     node = now.node or then.node or ""
     running = now.status == "running"
     pending_now = set(now.pending) | set(now.extra.get("pending_delete") or [])
-    have, want = effective_config(now), effective_config(then)
-    sets: dict[str, Any] = {}
-    deletes: list[str] = []
-    reverts: list[str] = []
-    resizes: list[PlanStep] = []
-    for key in differing_keys(have, want):
-        old, new = have.get(key), want.get(key)
-        if is_disk_key(key) and (has_volume(key, old) or has_volume(key, new)):
-            _disk(draft, now, then, key, old, new, sets, deletes, resizes, node)
-            continue
-        if key in pending_now and same(key, now.config.get(key), new):
-            reverts.append(key)  # the queued change is unwanted: drop it
-            continue
-        if new is not None and is_redacted(new):
-            draft.warnings.append(
-                f"{key} was a secret at the target: the log keeps only its fingerprint, so "
-                f"the plan cannot set it; set {key} again by hand"
-            )
-            continue
-        if isinstance(new, list | dict):
-            draft.warnings.append(f"{key} cannot be set through the API: set it by hand")
-            continue
-        if new is None:
-            deletes.append(key)
-        else:
-            sets[key] = new
-    kept = sorted(k for k in pending_now if k not in reverts and k not in sets and k not in deletes)
+    changes = _config_changes(draft, now, then, pending_now, node)
+    kept = sorted(pending_now - set(changes.reverts) - set(changes.touches()))
     if kept:
         draft.notes.append("pending changes the target wants are left alone: " + ", ".join(kept))
-    later = [
-        k
-        for k in (*sets, *deletes)
-        if running
-        and applies(guest.type, k, now.config, deleting=k in deletes, new=k not in now.config)
-        == "pending"
-    ]
-    waiting = sorted(set(later) | set(kept)) if running else []
-    if sets or deletes or reverts:
-        reason = config_reason(sets, deletes, reverts, later, running)
+    # Keys a running guest takes only at its next start (pve-api.md §5.1).
+    later = [k for k in changes.touches() if running and _stays_pending(guest, now, k, changes)]
+    if changes.touches() or changes.reverts:
+        reason = config_reason(changes.sets, changes.deletes, changes.reverts, later, running)
         if digest is not None:
             reason += f"; carries the digest {digest}, so Proxmox refuses it if the guest changed"
         draft.steps.append(
@@ -181,18 +173,19 @@ def _in_place(draft: Draft, now: Resource, then: Resource, *, digest: str | None
                 node,
                 guest.type,
                 guest.vmid,
-                sets=sets,
-                deletes=deletes,
-                reverts=reverts,
+                sets=changes.sets,
+                deletes=changes.deletes,
+                reverts=changes.reverts,
                 digest=digest,
                 reason=reason,
                 requires_reboot=bool(later),
             )
         )
-    draft.steps += resizes
+    draft.steps += changes.resizes
     if then.node and then.node != node:
         draft.steps.append(steps.migrate(node, guest.type, guest.vmid, then.node, running))
         node = then.node
+    waiting = ", ".join(sorted({*later, *kept})) if running else ""
     if waiting and then.status == "running":
         draft.steps.append(
             steps.power(
@@ -200,77 +193,96 @@ def _in_place(draft: Draft, now: Resource, then: Resource, *, digest: str | None
                 guest.type,
                 guest.vmid,
                 "reboot",
-                "apply the changes that stay pending on a running guest ("
-                + ", ".join(waiting)
-                + "): a reboot through the API applies them",
+                f"apply the changes that stay pending on a running guest ({waiting}): a "
+                "reboot through the API applies them",
             )
         )
     elif waiting:
-        draft.notes.append(
-            "changes that stay pending (" + ", ".join(waiting) + ") apply at the next start"
-        )
+        draft.notes.append(f"changes that stay pending ({waiting}) apply at the next start")
     _power(draft, node, now.status, then.status)
 
 
+def _stays_pending(guest: GuestId, now: Resource, key: str, changes: _Changes) -> bool:
+    deleting = key in changes.deletes
+    found = applies(guest.type, key, now.config, deleting=deleting, new=key not in now.config)
+    return found == "pending"
+
+
+def _config_changes(
+    draft: Draft, now: Resource, then: Resource, pending_now: set[str], node: str
+) -> _Changes:
+    """The keys to set, delete and revert (and disks to grow) from the state Proxmox will
+    reach (pending applied) to the target's; what cannot be done goes to the draft."""
+    changes = _Changes()
+    have, want = effective_config(now), effective_config(then)
+    for key in differing_keys(have, want):
+        old, new = have.get(key), want.get(key)
+        if is_disk_key(key) and (has_volume(key, old) or has_volume(key, new)):
+            _disk(draft, now, key, old, new, changes, node)
+        elif key in pending_now and same(key, now.config.get(key), new):
+            changes.reverts.append(key)  # the queued change is unwanted: drop it
+        elif new is not None and is_redacted(new):
+            draft.warnings.append(
+                f"{key} was a secret at the target: the log keeps only its fingerprint, so "
+                f"the plan cannot set it; set {key} again by hand"
+            )
+        elif isinstance(new, list | dict):
+            draft.warnings.append(f"{key} cannot be set through the API: set it by hand")
+        elif new is None:
+            changes.deletes.append(key)
+        else:
+            changes.sets[key] = new
+    return changes
+
+
 def _disk(
-    draft: Draft,
-    now: Resource,
-    then: Resource,
-    key: str,
-    old: Any,
-    new: Any,
-    sets: dict[str, Any],
-    deletes: list[str],
-    resizes: list[PlanStep],
-    node: str,
+    draft: Draft, now: Resource, key: str, old: Any, new: Any, changes: _Changes, node: str
 ) -> None:
-    guest = draft.guest
+    """A disk that differs: deleted (detached, data kept), options set back, grown back, its
+    detached volume reattached, or a blocker."""
     was, will = disk_volume(old), disk_volume(new)
     if new is None:
-        deletes.append(key)
+        changes.deletes.append(key)
         draft.notes.append(
             f"{key} ({was}) was added after the target: deleting it detaches the volume as an "
             "unusedN entry, which keeps its data until someone deletes it"
         )
-        return
-    if old is not None and was == will:
-        before, after = parse_property(key, old), parse_property(key, new)
-        size_now, size_then = size_bytes(before.get("size")), size_bytes(after.get("size"))
-        if size_now is not None and size_then is not None and size_now > size_then:
-            draft.blockers.append(
-                f"{key} grew from {format_size(size_then)} to {format_size(size_now)} and a disk "
-                f"cannot shrink: {draft.holder}"
-            )
-        elif size_now is not None and size_then is not None and size_now < size_then:
-            resizes.append(
-                steps.resize(
-                    node,
-                    guest.type,
-                    guest.vmid,
-                    key,
-                    format_size(size_then),
-                    f"{key} was {format_size(size_then)} at the target; grow it back",
-                )
-            )
-        options_now = {k: v for k, v in before.items() if k != "size"}
-        options_then = {k: v for k, v in after.items() if k != "size"}
-        if not same_property(
-            key, format_property(key, options_now), format_property(key, options_then)
-        ):
-            if size_now is not None:
-                options_then["size"] = format_size(size_now)
-            sets[key] = format_property(key, options_then)
-        return
-    unused = [k for k, v in now.config.items() if is_unused(k) and disk_volume(v) == will]
-    if unused:
-        sets[key] = new
+    elif old is not None and was == will:
+        _same_volume(draft, key, parse_property(key, old), parse_property(key, new), changes, node)
+    elif unused := [k for k, v in now.config.items() if is_unused(k) and disk_volume(v) == will]:
+        changes.sets[key] = new
         draft.notes.append(f"{key} reattaches {will}, detached as {unused[0]} since the target")
-        return
-    how = f"replaced by {was}" if was is not None else "removed"
-    draft.blockers.append(
-        f"{key} used {will} at the target; it was {how} and the volume is no longer attached "
-        f"as an unusedN entry, so config alone cannot bring it back: {draft.holder}"
-    )
+    else:
+        how = f"replaced by {was}" if was is not None else "removed"
+        draft.blockers.append(
+            f"{key} used {will} at the target; it was {how} and the volume is no longer "
+            f"attached as an unusedN entry, so config alone cannot bring it back: {draft.holder}"
+        )
+
+
+def _same_volume(
+    draft: Draft,
+    key: str,
+    before: dict[str, str],
+    after: dict[str, str],
+    changes: _Changes,
+    node: str,
+) -> None:
+    size_now, size_then = size_bytes(before.pop("size", None)), size_bytes(after.pop("size", None))
+    if size_now is not None and size_then is not None and size_now > size_then:
+        draft.blockers.append(
+            f"{key} grew from {format_size(size_then)} to {format_size(size_now)} and a disk "
+            f"cannot shrink: {draft.holder}"
+        )
+    elif size_now is not None and size_then is not None and size_now < size_then:
+        guest = draft.guest
+        grown = format_size(size_then)
+        reason = f"{key} was {grown} at the target; grow it back"
+        changes.resizes.append(steps.resize(node, guest.type, guest.vmid, key, grown, reason))
+    if not same_property(key, format_property(key, before), format_property(key, after)):
+        if size_now is not None:  # the options as they were, at the size the disk has
+            after["size"] = format_size(size_now)
+        changes.sets[key] = format_property(key, after)
 
 
 async def _holder(store: EventStore, guest: GuestId, then: Resource) -> str:
@@ -321,91 +333,3 @@ def _power(draft: Draft, node: str, status_now: str | None, status_then: str | N
 
 def _as_fallback(step: PlanStep) -> PlanStep:
     return msgspec.structs.replace(step, fallback=True)
-
-
-# -- snapshots and backups -------------------------------------------------------------------
-async def _to_snapshot(
-    store: EventStore, ctx: Context, target: PlanTarget, name: str
-) -> RollbackPlan:
-    guest, now = ctx.guest, ctx.now
-    found = {s.name: s for s in await snapshots(store, guest)}
-    if now is None or name not in found:
-        known = ", ".join(sorted(n for n in found if n)) or "none"
-        raise UnprocessableError(
-            f"{guest.id} has no snapshot {name!r} (snapshots now: {known})", param="target"
-        )
-    snap = found[name]
-    draft = Draft(guest)
-    if is_template(now):
-        draft.blockers.append("the guest is a template: Proxmox cannot roll a template back")
-        return finish(draft, target, now, None)
-    vmstate = str(snap.extra.get("vmstate", 0)) == "1"
-    taken = snapshot_time(snap)
-    draft.warnings.append(
-        f"rolling back to {name} discards every change to the guest's disks and config made "
-        "after it" + (f" ({format_time(taken)})" if taken else "")
-    )
-    if vmstate:
-        draft.warnings.append(
-            "the snapshot holds RAM state: the guest resumes running as it was then"
-        )
-    else:
-        draft.warnings.append(
-            "the snapshot holds no RAM state: the guest is stopped after the rollback, "
-            "as after a power cut at the snapshot's time"
-        )
-    node = now.node or ""
-    draft.steps.append(
-        steps.snapshot_rollback(
-            node,
-            guest.type,
-            guest.vmid,
-            name,
-            start=False,
-            reason=f"roll the guest back to its snapshot {name}",
-        )
-    )
-    # The guest when the snapshot was taken, else as the poll that first saw the snapshot saw
-    # it (a snapshot's time is whole seconds, perhaps before the first observation).
-    then = await _guest_at(store, ctx, at=taken) if taken is not None else None
-    then = then or await _guest_at(store, ctx, position=snap.position)
-    if then is not None:
-        _kept_by_rollback(draft, now, then, node)
-    return finish(draft, target, now, then)
-
-
-KEPT_BY_ROLLBACK = ("description",)
-"""Config keys a snapshot rollback leaves as they are (pve-guest-common's AbstractConfig keeps
-the current description; ``unusedN`` too, which no plan touches)."""
-
-
-async def _guest_at(
-    store: EventStore, ctx: Context, *, at: datetime | None = None, position: int | None = None
-) -> Resource | None:
-    """The guest at a time or position of its current life, when the log knows it."""
-    try:
-        found = await queries.resource_at(store, ctx.guest.id, at=at, position=position)
-    except (NotFoundError, UnprocessableError):
-        return None
-    return found if life_of(found.position, ctx.removed_at) == len(ctx.removed_at) else None
-
-
-def _kept_by_rollback(draft: Draft, now: Resource, then: Resource, node: str) -> None:
-    have, want = effective_config(now), effective_config(then)
-    keys = [k for k in differing_keys(have, want) if k in KEPT_BY_ROLLBACK]
-    sets = {k: want[k] for k in keys if want.get(k) is not None}
-    deletes = [k for k in keys if want.get(k) is None]
-    if sets or deletes:
-        reason = config_reason(sets, deletes, [], [], False)
-        draft.steps.append(
-            steps.config(
-                node,
-                draft.guest.type,
-                draft.guest.vmid,
-                sets=sets,
-                deletes=deletes,
-                digest=None,
-                reason=f"{reason} (a rollback keeps them); "
-                + NO_DIGEST.format(after="snapshot rollback"),
-            )
-        )

@@ -255,3 +255,20 @@ async def test_an_unwanted_pending_secret_is_reverted_not_lost(
         "digest": (await state(store, WEB)).digest,
     }
     assert found.warnings == []
+
+
+async def test_a_changed_pool_membership_is_a_warning(
+    store: EventStore, make_collector: CollectorFactory, operator: Any
+) -> None:
+    collector = make_collector()
+    await observe(store, collector)
+    t = utcnow()
+    operator.pools("prod").put(vms=100, delete=1)
+    await observe(store, collector)
+    assert (await state(store, WEB)).pool is None
+    found = await plan(store, WEB, at=t)
+    assert found.steps == []
+    assert found.warnings == [
+        "the guest was in pool prod at the target and is in (none) now: change its pool "
+        "membership by hand"
+    ]
