@@ -1,4 +1,5 @@
-"""The read-side endpoints: inventory, one resource, its history, changes and relations.
+"""The read-side endpoints: inventory, one resource, its history, changes, relations, and
+rollback targets and plans.
 
 Each handler parses the raw request strings (a malformed one is a 400 naming it), calls one
 query of :mod:`projections.queries` and renders its msgspec answer; the queries judge what
@@ -11,11 +12,12 @@ percent-encoded segment (``/resources/lab%2Fqemu%2F100``); the catch-all route o
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
-from projections import queries
+from projections import queries, rollback
 
-from .errors import BadParameterError, NotFoundError
+from .errors import BadParameterError
 from .params import (
     MAX_CURSOR,
     at_or_position,
@@ -114,5 +116,17 @@ async def relations(request: web.Request) -> web.Response:
 
 
 async def rollback_targets(request: web.Request) -> web.Response:
-    """Not served by this version (rollback planning is a later issue)."""
-    raise NotFoundError("rollback targets are not available in this version of pvetrail")
+    """The points a guest can be taken back to, newest first."""
+    targets = await rollback.rollback_targets(services_of(request).store, request[RESOURCE_ID])
+    return render(targets)
+
+
+async def rollback_plan(request: web.Request) -> web.Response:
+    """The Proxmox VE calls that would take a guest back to a target (nothing is run)."""
+    raw = await request.read()
+    try:
+        body = msgspec.json.decode(raw, type=rollback.PlanRequest)
+    except msgspec.DecodeError as exc:
+        raise BadParameterError("body", str(exc)) from None
+    check_resource_id("resource", body.resource)
+    return render(await rollback.plan_rollback(services_of(request).store, body))

@@ -167,11 +167,6 @@ async def test_bad_input_is_a_problem_naming_the_parameter(
     assert body["param"] == param, body
 
 
-async def test_rollback_targets_are_not_served_yet(seeded: Server) -> None:
-    body = await problem(seeded, f"/api/v1/resources/{WEB}/rollback-targets", 404)
-    assert "rollback" in str(body["detail"])
-
-
 async def test_a_cursor_passed_back_alone_keeps_its_filters(seeded: Server) -> None:
     status, first, _ = await seeded.get("/api/v1/resources?type=node&limit=1")
     assert status == 200
