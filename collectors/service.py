@@ -40,7 +40,7 @@ from . import observations
 from .client import CollectorError, PveClient, UnknownClusterError
 from .config import ClusterConfig
 from .observe import Observation, Observer
-from .state import Known, Planned, attribute, diff
+from .state import Known, Planned, attribute, diff, scope_of
 from .values import GUEST_TYPES, same
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,12 @@ class _Cluster:
         self.client = PveClient(config, environ)
         self.observer = Observer(self.client, fingerprint_key)
         self.known: Known | None = None
+        # Per resource, when the requests of its last fast and deep observations were sent;
+        # per scope, when its last complete listing was sent (observations rows ``…/scope/…``);
+        # per resource present but not yet recorded, the listing before it first appeared.
         self.seen: dict[str, observations.Seen] = {}
-        self.last_poll: datetime | None = None
+        self.scopes: dict[str, datetime] = {}
+        self.first_present: dict[str, datetime | None] = {}
         self.health = ClusterHealth()
         self.lock = asyncio.Lock()  # in-process: fast, deep and sync polls take turns
 
@@ -109,14 +113,22 @@ class _Cluster:
     async def _catch_up(self) -> Known:
         if self.known is None:
             self.known = await self._load()
-            self.seen = await observations.load(self.store, self.name)
-            times = [t for pair in self.seen.values() for t in pair if t is not None]
-            self.last_poll = max(times) if times else None
+            await self._load_seen()
             return self.known
         if await self.store.head() > self.known.head:
             async for recorded in self.store.read_all(self.known.head):
                 self.known.apply(recorded)
         return self.known
+
+    async def _load_seen(self) -> None:
+        rows = await observations.load(self.store, self.name)
+        prefix = f"{self.name}/scope/"
+        self.seen = {rid: row for rid, row in rows.items() if not rid.startswith(prefix)}
+        self.scopes = {
+            rid.removeprefix(prefix): row[1]
+            for rid, row in rows.items()
+            if rid.startswith(prefix) and row[1] is not None
+        }
 
     # -- one poll -------------------------------------------------------------------------
     async def poll(self, kind: str, node: str | None = None, vmid: int | None = None) -> SyncResult:
@@ -155,14 +167,29 @@ class _Cluster:
             self._record_failure(kind, obs.error_kinds or ["unknown"], result)
             return result
         await self._deepen(obs, known, kind, node, vmid)
-        observed_at = utcnow()
+        if any(item.basis != "task" for item in diff(known, obs)):
+            await self.observer.tasks(obs)  # every change may have a task to explain it
+        for rid in sorted(obs.present | set(obs.states)):
+            if rid not in known.states and rid not in self.first_present:
+                self.first_present[rid] = self.scopes.get(scope_of(rid, obs.states.get(rid)))
+        observed_at = utcnow()  # no earlier than the arrival of every answer of this poll
         obs.observed_at = observed_at
         recorded = await self._append(obs, observed_at)
-        observed = await observations.save(self.store, self.name, self._observed_rows(obs))
-        for rid, fast, deep in self._observed_rows(obs):
+        rows = self._observed_rows(obs)
+        observed = await observations.save(self.store, self.name, rows)
+        for rid, fast, deep in rows:
+            if rid.startswith(f"{self.name}/scope/"):
+                continue
             old_fast, old_deep = self.seen.get(rid, (None, None))
             self.seen[rid] = (fast or old_fast, deep or old_deep)
-        self.last_poll = observed_at
+        self.scopes.update(obs.scope_sent)
+        assert self.known is not None
+        self.first_present = {
+            rid: at
+            for rid, at in self.first_present.items()
+            if rid not in self.known.states
+            and (rid in obs.present or scope_of(rid, None) not in obs.complete)
+        }
         counts: dict[str, int] = {}
         for item in recorded:
             counts[item.type] = counts.get(item.type, 0) + 1
@@ -211,39 +238,46 @@ class _Cluster:
             await self.observer.ha_deep(obs)
             return
         # A fast poll: a targeted deep poll of every guest that is new or changed status,
-        # node, lock or name, at once; the task logs when anything changed (attribution).
+        # node, lock or name, at once, HA included (a new guest's ``ha`` is part of what is
+        # discovered). The task logs are read by the caller when anything is to be appended.
         changed = [rid for rid in guests if _noticed(known.states.get(rid), obs.states[rid])]
-        anything = changed or any(
-            known.states.get(rid) is None or not _same_fields(known.states[rid], s)
-            for rid, s in obs.states.items()
-        )
-        jobs = [self.observer.guests_deep(obs, changed)]
-        if anything:
-            jobs.append(self.observer.tasks(obs))
-        await asyncio.gather(*jobs)
+        if changed:
+            await self.observer.guests_deep(obs, changed)
+            await self.observer.ha_deep(obs)
 
     def _observed_rows(
         self, obs: Observation
     ) -> list[tuple[str, datetime | None, datetime | None]]:
-        at = obs.observed_at
-        rows = []
+        """(resource id, fast, deep): when the requests that observed it were sent."""
+        rows: list[tuple[str, datetime | None, datetime | None]] = []
         for rid, state in obs.states.items():
-            fast = at if state["type"] not in ("snapshot", "backup", "pool") else None
-            # A node has nothing but fast fields: a deep poll has seen all of it.
-            whole = obs.kind == "deep" and state["type"] == "node"
-            deep = at if rid in obs.deep_ids or whole else None
+            fast_type = state["type"] not in ("snapshot", "backup", "pool")
+            fast = obs.fast_sent if fast_type else None
+            deep = obs.sent.get(rid)
+            if obs.kind == "deep" and state["type"] == "node":
+                deep = obs.fast_sent  # a node has nothing but fast fields
             if fast or deep:
                 rows.append((rid, fast, deep))
+        rows.extend((f"{self.name}/scope/{scope}", at, at) for scope, at in obs.scope_sent.items())
         return rows
 
     def _window(self, planned: Planned) -> datetime | None:
+        """``observed_after``: when the request of the last observation that did not show
+        the change was sent (DESIGN invariant 6); None when no observation bounds it."""
         fast, deep = self.seen.get(planned.stream_id, (None, None))
-        latest = max((t for t in (fast, deep) if t is not None), default=None)
+        if planned.basis == "fast":
+            return fast
         if planned.basis == "deep":
-            return deep or latest
-        if planned.basis in ("fast", "removed"):
-            return latest or self.last_poll
-        return self.last_poll  # new resources and tasks: the last poll that did not show them
+            return deep
+        if planned.basis == "both":
+            return min(fast, deep) if fast is not None and deep is not None else None
+        if planned.basis == "removed":  # both kinds of observation showed it there
+            return max((t for t in (fast, deep) if t is not None), default=None)
+        if planned.basis == "task":
+            assert isinstance(planned.event, ev.TaskSeen)
+            return self.scopes.get(f"tasks:{planned.event.node}")
+        # new: the last complete listing of its scope before it first appeared in one
+        return self.first_present.get(planned.stream_id)
 
     async def _append(self, obs: Observation, observed_at: datetime) -> list[Any]:
         assert self.known is not None
@@ -253,10 +287,12 @@ class _Cluster:
             planned = diff(known, obs)
             if not planned:
                 return []
+            clocks = self.client.clocks
             for item in planned:
                 item.observed_after = self._window(item)
                 if item.basis != "task":
-                    attribute(item, obs.tasks, known.used_upids, observed_at)
+                    tasks = [*obs.tasks, *obs.running]
+                    attribute(item, tasks, known.used, observed_at, clocks)
             batch = []
             versions = dict(known.versions)
             for item in planned:
@@ -282,7 +318,7 @@ class _Cluster:
                     raise
                 log.info("cluster %s: another writer appended first; re-reading the log", self.name)
                 self.known = await self._load()
-                self.seen = await observations.load(self.store, self.name)
+                await self._load_seen()
                 continue
             for event in recorded:
                 known.apply(event)
@@ -334,10 +370,6 @@ def _noticed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     if old is None:
         return True
     return any(not same(f, old.get(f), new.get(f)) for f in ("status", "node", "lock", "name"))
-
-
-def _same_fields(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    return all(same(f, old.get(f), v) for f, v in new.items() if f not in ("id", "cluster", "type"))
 
 
 class CollectorService:
