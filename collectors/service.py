@@ -38,6 +38,7 @@ from eventstore import ConcurrencyError, EventStore, EventStoreError, NewEvent, 
 from . import events as ev
 from . import observations
 from .client import CollectorError, PveClient, UnknownClusterError
+from .clocks import WARN_S
 from .config import ClusterConfig
 from .observe import Observation, Observer
 from .state import Known, Planned, attribute, diff, scope_of
@@ -76,6 +77,8 @@ class ClusterHealth(msgspec.Struct, kw_only=True):
     poll_errors_total: dict[str, int] = {}  # by error kind
     events_appended_total: int = 0
     last_poll_duration_s: dict[str, float] = {}  # by kind
+    clock_offsets_s: dict[str, float] = {}  # by node: its clock minus ours (Date headers)
+    warnings: list[str] = []  # e.g. a node whose clock is off by more than a few seconds
 
 
 class _Cluster:
@@ -332,9 +335,24 @@ class _Cluster:
         health.last_poll_duration_s[kind] = result.duration_s
         health.events_appended_total += result.events_appended
 
+    def _clock_health(self) -> None:
+        health = self.health
+        offsets = {n: o for n, o in self.client.clocks.known().items() if n}
+        health.clock_offsets_s = {n: round(o.estimate, 3) for n, o in offsets.items()}
+        warnings = [
+            f"node {node}'s clock is {o.estimate:+.0f} s off ours (±{o.error:.1f} s); "
+            "its task times are corrected by it"
+            for node, o in sorted(offsets.items())
+            if abs(o.estimate) - o.error > WARN_S
+        ]
+        for warning in set(warnings) - set(health.warnings):
+            log.warning("cluster %s: %s", self.name, warning)
+        health.warnings = warnings
+
     def _record_success(self, kind: str, obs: Observation, result: SyncResult) -> None:
         health = self.health
         self._count(kind, result)
+        self._clock_health()
         health.last_success = obs.observed_at
         health.consecutive_failures = 0
         for error_kind in obs.error_kinds:
@@ -488,6 +506,8 @@ class CollectorService:
                 polls_total=dict(c.health.polls_total),
                 poll_errors_total=dict(c.health.poll_errors_total),
                 last_poll_duration_s=dict(c.health.last_poll_duration_s),
+                clock_offsets_s=dict(c.health.clock_offsets_s),
+                warnings=list(c.health.warnings),
             )
             for name, c in self._clusters.items()
         }
