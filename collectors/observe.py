@@ -39,6 +39,10 @@ State = dict[str, Any]
 
 FAST_GUEST_FIELDS = ("node", "name", "status", "tags", "pool", "lock", "ha_state", "template")
 DEEP_GUEST_FIELDS = ("config", "pending", "pending_delete", "digest", "ha")
+# What an entry of an offline node's guest or storage does not say (pve-api.md §7): the
+# ``unknown`` fields of a resource discovered from such an entry, learned later.
+UNKNOWN_GUEST_FIELDS = ["name", "status", "template", *DEEP_GUEST_FIELDS]
+UNKNOWN_STORAGE_FIELDS = ["status", "config", "active", "enabled"]
 # Config keys that are not configuration: lock is its own field, digest the file's checksum.
 _CONFIG_SKIP = frozenset({"digest", "lock"})
 # Tasks read per page of a node's task log (Proxmox answers 50 by default). The log is read
@@ -57,6 +61,9 @@ class Observation:
     cluster: str
     kind: str
     states: dict[str, State] = field(default_factory=dict)
+    # Resources listed but unobserved (an offline node's): what the entry says for sure, for
+    # a first discovery only; never compared with a known state.
+    partial: dict[str, State] = field(default_factory=dict)
     complete: set[str] = field(default_factory=set)
     present: set[str] = field(default_factory=set)
     tasks: list[dict[str, Any]] = field(default_factory=list)
@@ -194,24 +201,29 @@ class Observer:
         rid = guest_id(obs.cluster, kind, vmid)
         obs.present.add(rid)
         status = entry.get("status")
-        # A guest on an offline node, or whose status is unknown, shows stale or no data
-        # (pve-api.md §7): it is present (never removed) but unobserved.
-        if node in obs.offline_nodes or status in (None, "unknown") or "name" not in entry:
-            return
-        obs.states[rid] = {
+        state: State = {
             "id": rid,
             "cluster": obs.cluster,
             "type": kind,
             "vmid": vmid,
             "node": node,
-            "name": str(entry["name"]),
-            "status": str(status),
+            # config-derived: true even when the node is offline (pve-api.md §7)
             "tags": split_tags(entry.get("tags")),
             "pool": entry.get("pool") or None,
             "lock": entry.get("lock") or None,
             "ha_state": entry.get("hastate") or None,
-            "template": as_flag(entry.get("template", 0)),
         }
+        # A guest on an offline node, or whose status is unknown, shows stale or no stats
+        # (pve-api.md §7): it is present (never removed) but unobserved; what is sure about
+        # it is kept for its first discovery only.
+        if node in obs.offline_nodes or status in (None, "unknown") or "name" not in entry:
+            unknown = list(UNKNOWN_GUEST_FIELDS)
+            obs.partial[rid] = state | {"name": None, "status": "unknown", "unknown": unknown}
+            return
+        state["name"] = str(entry["name"])
+        state["status"] = str(status)
+        state["template"] = as_flag(entry.get("template", 0))
+        obs.states[rid] = state
 
     def _node_entry(
         self, obs: Observation, entry: Mapping[str, Any], online: Mapping[str, bool]
@@ -242,8 +254,6 @@ class Observer:
             return
         rid = obs.rid("storage", node, sid)
         obs.present.add(rid)
-        if node in obs.offline_nodes:
-            return
         plugintype = entry.get("plugintype")
         state: State = {
             "id": rid,
@@ -259,6 +269,10 @@ class Observer:
             "content": content_list(entry.get("content")),
             "pool": entry.get("pool") or None,
         }
+        if node in obs.offline_nodes:  # its status is stale or unknown (pve-api.md §7)
+            unknown = list(UNKNOWN_STORAGE_FIELDS)
+            obs.partial[rid] = state | {"status": "unknown", "unknown": unknown}
+            return
         if entry.get("status") == "available":
             state["status"] = "available"
         obs.states[rid] = state

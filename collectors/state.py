@@ -292,8 +292,16 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
         rows = field_rows(old, new)
         if not rows:
             continue
+        learned, rows = _learned(old, new, rows)
+        if learned is not None:
+            planned.append(Planned(rid, learned, _basis(kind, learned), _vmid_of(old, known)))
         for item in group_rows(kind, rows, new.get("digest", old.get("digest"))):
             planned.append(Planned(rid, item, _basis(kind, item), _vmid_of(old, known)))
+    # Listed but unobserved (an offline node's): discovered with what is sure, once.
+    for rid, partial in obs.partial.items():
+        if rid not in known.states and rid not in obs.states:
+            state = _full(partial)
+            planned.append(Planned(rid, ev.Discovered(state=state), "new", _vmid_of(state, known)))
     # Removals: only inside a scope listed completely and successfully.
     complete = set(obs.complete)
     for rid, old in known.states.items():
@@ -334,6 +342,22 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
             )
         )
     return planned
+
+
+def _learned(
+    old: State, new: State, rows: list[ev.FieldChange]
+) -> tuple[ev.Learned | None, list[ev.FieldChange]]:
+    """Split off the rows of fields ``old`` did not know (its ``unknown``): learned, not changed."""
+    unknown = old.get("unknown")
+    if not unknown:
+        return None, rows
+    learned = [r for r in rows if r.field.partition(".")[0] in unknown]
+    rest = [r for r in rows if r.field.partition(".")[0] not in unknown]
+    still = [f for f in unknown if f not in new]
+    if not learned and still == unknown:
+        return None, rest
+    learned.append(ev.FieldChange("unknown", unknown, still or None))
+    return ev.Learned(changes=learned), rest
 
 
 def _task_status(task: Mapping[str, Any]) -> str | None:

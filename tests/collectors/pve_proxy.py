@@ -8,6 +8,7 @@ It forwards every request to the served fake (HTTPS, the same certificate) and r
 * ``real_task_log``: a node's task list honours ``since`` (on ``starttime``) and lists running
   tasks only with ``source=active`` or ``all``, as a real node does;
 * ``pre_81_pools``: ``GET /pools?poolid=`` is refused as before PVE 8.1 (§4.16);
+* ``ha_resources``: the answer of ``/cluster/ha/resources`` (fakepve's is a placeholder);
 * ``offline_shapes``: the entries of an offline node's guests in ``/cluster/resources`` shrink
   to ``{id, vmid, node, type, status: "unknown"}`` (plus ``tags``, ``pool``, ``lock``), its
   storages' to ``status: "unknown"`` without sizes (§7).
@@ -44,6 +45,7 @@ class PveProxy:
         self.real_task_log = False
         self.pre_81_pools = False
         self.offline_shapes = False
+        self.ha_resources: list[dict[str, Any]] | None = None
         self.requests: list[str] = []
         self._cafile, self._keyfile = cafile, keyfile
         self._loop = asyncio.new_event_loop()
@@ -127,6 +129,8 @@ class PveProxy:
         tail = path.removeprefix("/api2/json/")
         if _is_task_list(path):
             return self._tasks(data, query, shift)
+        if tail == "cluster/ha/resources" and self.ha_resources is not None:
+            return self.ha_resources
         if tail == "cluster/resources" and self.offline_shapes:
             return self._offline(data)
         return data
