@@ -174,7 +174,7 @@ class _Cluster:
             await self.observer.tasks(obs)  # every change may have a task to explain it
         for rid in sorted(obs.present | set(obs.states)):
             if rid not in known.states and rid not in self.first_present:
-                self.first_present[rid] = self.scopes.get(scope_of(rid, obs.states.get(rid)))
+                self.first_present[rid] = self._listed_before(rid, obs.states.get(rid))
         observed_at = utcnow()  # no earlier than the arrival of every answer of this poll
         obs.observed_at = observed_at
         recorded = await self._append(obs, observed_at)
@@ -247,6 +247,19 @@ class _Cluster:
         if changed:
             await self.observer.guests_deep(obs, changed)
             await self.observer.ha_deep(obs)
+
+    def _listed_before(self, rid: str, state: dict[str, Any] | None) -> datetime | None:
+        """The last complete listing of a resource's scope that did not show it, if known.
+
+        An observations row as recent as that listing means a listing showed it already
+        (unrecorded: its deep read failed, before a restart that forgot when it appeared):
+        then nothing bounds it.
+        """
+        listed = self.scopes.get(scope_of(rid, state))
+        seen = [t for t in self.seen.get(rid, (None, None)) if t is not None]
+        if listed is not None and seen and max(seen) >= listed:
+            return None
+        return listed
 
     def _observed_rows(
         self, obs: Observation
