@@ -11,6 +11,8 @@ from collector_helpers import not_tasks, read_events, summary
 
 from collectors.state import Known
 from eventstore import EventStore
+from projections.queries import history, resource_at
+from projections.runner import ProjectionRunner
 from tests.collectors.conftest import CollectorFactory
 from tests.collectors.pve_proxy import PveProxy
 from tests.pve import HOST, ServedPve
@@ -72,6 +74,15 @@ async def test_an_offline_nodes_resources_are_discovered_and_their_fields_learne
     assert known.states["lab/storage/pve2/local"]["unknown"] is None
     again = await collector.sync("lab", deep=True)
     assert again.events_appended == 0
+    # the read side folds it like any change and shows it under its own type
+    await ProjectionRunner(store).catch_up()
+    now = await resource_at(store, "lab/qemu/101")
+    assert (now.name, now.status, now.node) == ("batch", "stopped", "pve2")
+    entries = (await history(store, "lab/qemu/101")).items
+    assert [e.event for e in entries] == ["discovered", "learned"]
+    rows = {c.field: (c.old, c.new) for c in entries[1].changes}
+    assert rows["name"] == (None, "batch")
+    assert entries[1].actor is None
 
 
 async def test_a_guest_first_seen_by_a_fast_poll_is_discovered_with_its_ha_state(
