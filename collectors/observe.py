@@ -575,6 +575,7 @@ class Observer:
             else:
                 obs.tasks.append(task)
         assert first is not None
+        obs.scope_sent[f"tasks:{node}"] = first.sent  # a task_seen's observed_after, next time
         offset = self.client.clocks.offset(node)
         read_at = int(first.sent.timestamp() + offset.low) - TASK_SLACK_S
         self._task_since[node] = min([read_at, *running])

@@ -120,7 +120,12 @@ async def test_every_change_a_task_makes_carries_its_task_and_whoever_ran_it(
             upid = getattr(client(path), method.lower())(**params)
             assert f":{task_type}:" in upid
             await collector.sync("lab", deep=kind == "deep")
-            events = {(e.stream, e.type): e for e in not_tasks(await read_events(store, head))}
+            every = await read_events(store, head)
+            events = {(e.stream, e.type): e for e in not_tasks(every)}
+            # the task itself, in a window bounded by the previous read of its node's log
+            task = next(e for e in every if e.stream == f"lab/task/{upid}").recorded
+            assert task.observed_after is not None
+            assert task.observed_after.timestamp() < served.pve.tasks[upid]["endtime"] + 1
             for key in expected:
                 assert key in events, (task_type, key, sorted(events))
                 actor = events[key].actor
