@@ -41,7 +41,7 @@ from .client import CollectorError, PveClient, UnknownClusterError
 from .clocks import WARN_S
 from .config import ClusterConfig
 from .observe import Observation, Observer
-from .state import Known, Planned, attribute, diff, scope_of
+from .state import Known, Planned, attribute, diff, diff_resources, diff_tasks, scope_of
 from .values import GUEST_TYPES, same
 
 log = logging.getLogger(__name__)
@@ -170,14 +170,16 @@ class _Cluster:
             self._record_failure(kind, obs.error_kinds or ["unknown"], result)
             return result
         await self._deepen(obs, known, kind, node, vmid)
-        if any(item.basis != "task" for item in diff(known, obs)):
+        planned = diff_resources(known, obs)
+        if planned:
             await self.observer.tasks(obs)  # every change may have a task to explain it
+        planned += diff_tasks(known, obs)
         for rid in sorted(obs.present | set(obs.states)):
             if rid not in known.states and rid not in self.first_present:
                 self.first_present[rid] = self._listed_before(rid, obs.states.get(rid))
         observed_at = utcnow()  # no earlier than the arrival of every answer of this poll
         obs.observed_at = observed_at
-        recorded = await self._append(obs, observed_at)
+        recorded = await self._append(obs, observed_at, planned)
         rows = self._observed_rows(obs)
         observed = await observations.save(self.store, self.name, rows)
         for rid, fast, deep in rows:
@@ -295,12 +297,16 @@ class _Cluster:
         # new: the last complete listing of its scope before it first appeared in one
         return self.first_present.get(planned.stream_id)
 
-    async def _append(self, obs: Observation, observed_at: datetime) -> list[Any]:
+    async def _append(
+        self, obs: Observation, observed_at: datetime, planned: list[Planned]
+    ) -> list[Any]:
+        """Append the planned events in one batch; re-diffed after losing a race."""
         assert self.known is not None
         correlation = f"poll:{uuid.uuid4()}"
         for attempt in range(CONCURRENCY_RETRIES + 1):
             known = self.known
-            planned = diff(known, obs)
+            if attempt:
+                planned = diff(known, obs)
             if not planned:
                 return []
             clocks = self.client.clocks

@@ -272,6 +272,11 @@ def _vmid_of(state: Mapping[str, Any], known: Known) -> int | None:
 
 def diff(known: Known, obs: Observation) -> list[Planned]:
     """The events that take ``known`` to what ``obs`` saw (see the module docstring)."""
+    return diff_resources(known, obs) + diff_tasks(known, obs)
+
+
+def diff_resources(known: Known, obs: Observation) -> list[Planned]:
+    """The resources' events of :func:`diff`: what changed, appeared or went away."""
     planned: list[Planned] = []
     for rid, new in obs.states.items():
         old = known.states.get(rid)
@@ -319,6 +324,12 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
         else:
             gone = ev.Removed()
         planned.append(Planned(rid, gone, "removed", _vmid_of(old, known)))
+    return planned
+
+
+def diff_tasks(known: Known, obs: Observation) -> list[Planned]:
+    """The ``task_seen`` events of :func:`diff`: finished tasks not yet recorded."""
+    planned: list[Planned] = []
     for task in obs.tasks:
         upid = task["upid"]
         if upid in known.tasks_seen:
