@@ -4,8 +4,9 @@ Task times (``starttime``, ``endtime``) come from the nodes' clocks; observation
 ours. A node's answer carries ``Date`` (whole seconds, its clock) written between the moment
 we sent the request and the moment the answer arrived, so one answer bounds the offset
 (node minus ours) to ``[date - received, date + 1 - sent]``: no tighter than one second plus
-the round trip. The bounds of the last :data:`SAMPLES` answers are intersected; when they do
-not intersect (the node's clock was set), the newest answer starts over.
+the round trip. The bounds of every answer are intersected; when a new answer's bounds do not
+meet the intersection (the node's clock was set, or drifted out of it), that answer starts
+over. Kept in O(1) per answer: this runs for every request of every poll.
 
 On a real cluster pve-http-server writes ``Date`` in its one response routine, proxied
 answers included, so every answer carries the clock of the node pvetrail talks to; answers
@@ -16,12 +17,9 @@ node's own address, or a proxy that says otherwise, is measured per node.
 from __future__ import annotations
 
 import email.utils
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-
-SAMPLES = 16
-"""Answers whose bounds are intersected, per node."""
+from functools import lru_cache
 
 WARN_S = 5.0
 """An offset past this many seconds is reported as a warning in ``/readyz`` and the logs."""
@@ -45,6 +43,7 @@ class Offset:
         return (self.high - self.low) / 2
 
 
+@lru_cache(maxsize=64)  # one value a second, shared by every answer of that second
 def parse_date(value: str | None) -> float | None:
     """An HTTP ``Date`` header as epoch seconds, or None when absent or unreadable."""
     if not value:
@@ -59,20 +58,17 @@ class Clocks:
     """Per node (``""`` for answers not addressed to a node), the offset of its clock."""
 
     def __init__(self) -> None:
-        self._samples: dict[str, deque[Offset]] = {}
         self._offsets: dict[str, Offset] = {}
 
     def record(self, node: str, date: float, sent: datetime, received: datetime) -> None:
         """One answer: its ``Date`` (epoch seconds) and when we sent and received it."""
-        sample = Offset(date - received.timestamp(), date + 1.0 - sent.timestamp())
-        samples = self._samples.setdefault(node, deque(maxlen=SAMPLES))
-        samples.append(sample)
-        low = max(s.low for s in samples)
-        high = min(s.high for s in samples)
-        if low > high:  # the clock was set: the older answers no longer say anything
-            samples.clear()
-            samples.append(sample)
-            low, high = sample.low, sample.high
+        low, high = date - received.timestamp(), date + 1.0 - sent.timestamp()
+        known = self._offsets.get(node)
+        if known is not None and low <= known.low and high >= known.high:
+            return  # says nothing new (the usual case)
+        if known is not None and low <= known.high and high >= known.low:
+            low, high = max(low, known.low), min(high, known.high)
+        # else: disjoint, the clock was set: the older answers no longer say anything
         self._offsets[node] = Offset(low, high)
 
     def offset(self, node: str) -> Offset:
