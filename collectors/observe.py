@@ -2,9 +2,11 @@
 
 An :class:`Observation` holds, per resource id, the fields this poll actually observed (a
 fast poll observes ``status``/``node``/``name``/... but not ``config``; a guest on an offline
-node observes nothing), the *scopes* that were listed completely and successfully (only
-inside a complete scope may an absent resource be called removed), the finished tasks seen,
-and the faults met. Nothing here compares with the past: that is :mod:`collectors.state`.
+node observes nothing but what its entry says for sure: ``partial``), the *scopes* that were
+listed completely and successfully (only inside a complete scope may an absent resource be
+called removed), the tasks seen (finished, and still running), when each request behind it
+was sent, and the faults met. Nothing here compares with the past: that is
+:mod:`collectors.state`.
 
 Entries that make no sense (no id, a vmid that is not a number, fakepve's placeholder HA
 resource ``sid: "fake"``) are skipped and logged, never fatal to the poll.

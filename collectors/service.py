@@ -4,8 +4,9 @@ Per cluster, on an apscheduler schedule (coalesced, never overlapping, with jitt
 fast and deep polls run at start, without jitter):
 
 * a **fast poll** reads ``/cluster/status`` and ``/cluster/resources``; a guest that is new or
-  whose status, node, lock or name changed gets a **targeted deep poll** at once, inside the
-  same poll, so its events carry its config and land in the same batch;
+  whose status, node, lock or name changed gets a **targeted deep poll** at once (HA
+  included), inside the same poll, so its events carry its config and land in the same batch;
+  any poll that is about to append an event reads the task logs first (attribution);
 * a **deep poll** reads everything (configs, pending changes, snapshots, storages and their
   backups, pools, HA resources, task logs);
 * :meth:`CollectorService.sync` runs one poll now (optionally targeted at a node or a guest),
@@ -14,7 +15,8 @@ fast and deep polls run at start, without jitter):
 Every poll takes ``store.named_lock("poll:{cluster}")`` (on PostgreSQL an advisory lock), so
 one poll per cluster runs at a time across processes; catches up with the log (another
 process may have appended); diffs what it saw against the fold of the log; and appends its
-events in ONE batch with expected versions on every stream. A :class:`ConcurrencyError`
+events in ONE batch with expected versions on every stream, each with its observation window
+(:mod:`collectors.windows`). A :class:`ConcurrencyError`
 means another writer won: the state is reloaded from the log and the poll re-diffed. Then
 the ``observations`` table is bulk-updated. A cluster that is down does not hold up the
 others (each has its own thread pool and schedule).
@@ -41,8 +43,9 @@ from .client import CollectorError, PveClient, UnknownClusterError
 from .clocks import WARN_S
 from .config import ClusterConfig
 from .observe import Observation, Observer
-from .state import Known, Planned, attribute, diff, diff_resources, diff_tasks, scope_of
+from .state import Known, Planned, attribute, diff, diff_resources, diff_tasks
 from .values import GUEST_TYPES, same
+from .windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +100,7 @@ class _Cluster:
         self.client = PveClient(config, environ)
         self.observer = Observer(self.client, fingerprint_key)
         self.known: Known | None = None
-        # Per resource, when the requests of its last fast and deep observations were sent;
-        # per scope, when its last complete listing was sent (observations rows ``…/scope/…``);
-        # per resource present but not yet recorded, the listing before it first appeared.
-        self.seen: dict[str, observations.Seen] = {}
-        self.scopes: dict[str, datetime] = {}
-        self.first_present: dict[str, datetime | None] = {}
+        self.windows = Windows(self.name)
         self.health = ClusterHealth()
         self.lock = asyncio.Lock()  # in-process: fast, deep and sync polls take turns
 
@@ -116,22 +114,12 @@ class _Cluster:
     async def _catch_up(self) -> Known:
         if self.known is None:
             self.known = await self._load()
-            await self._load_seen()
+            await self.windows.load(self.store)
             return self.known
         if await self.store.head() > self.known.head:
             async for recorded in self.store.read_all(self.known.head):
                 self.known.apply(recorded)
         return self.known
-
-    async def _load_seen(self) -> None:
-        rows = await observations.load(self.store, self.name)
-        prefix = f"{self.name}/scope/"
-        self.seen = {rid: row for rid, row in rows.items() if not rid.startswith(prefix)}
-        self.scopes = {
-            rid.removeprefix(prefix): row[1]
-            for rid, row in rows.items()
-            if rid.startswith(prefix) and row[1] is not None
-        }
 
     # -- one poll -------------------------------------------------------------------------
     async def poll(self, kind: str, node: str | None = None, vmid: int | None = None) -> SyncResult:
@@ -174,27 +162,14 @@ class _Cluster:
         if planned:
             await self.observer.tasks(obs)  # every change may have a task to explain it
         planned += diff_tasks(known, obs)
-        for rid in sorted(obs.present | set(obs.states)):
-            if rid not in known.states and rid not in self.first_present:
-                self.first_present[rid] = self._listed_before(rid, obs.states.get(rid))
+        self.windows.note_new(known, obs)
         observed_at = utcnow()  # no earlier than the arrival of every answer of this poll
         obs.observed_at = observed_at
         recorded = await self._append(obs, observed_at, planned)
-        rows = self._observed_rows(obs)
+        rows = self.windows.rows(obs)
         observed = await observations.save(self.store, self.name, rows)
-        for rid, fast, deep in rows:
-            if rid.startswith(f"{self.name}/scope/"):
-                continue
-            old_fast, old_deep = self.seen.get(rid, (None, None))
-            self.seen[rid] = (fast or old_fast, deep or old_deep)
-        self.scopes.update(obs.scope_sent)
         assert self.known is not None
-        self.first_present = {
-            rid: at
-            for rid, at in self.first_present.items()
-            if rid not in self.known.states
-            and (rid in obs.present or scope_of(rid, None) not in obs.complete)
-        }
+        self.windows.observed(self.known, obs, rows)
         counts: dict[str, int] = {}
         for item in recorded:
             counts[item.type] = counts.get(item.type, 0) + 1
@@ -250,53 +225,6 @@ class _Cluster:
             await self.observer.guests_deep(obs, changed)
             await self.observer.ha_deep(obs)
 
-    def _listed_before(self, rid: str, state: dict[str, Any] | None) -> datetime | None:
-        """The last complete listing of a resource's scope that did not show it, if known.
-
-        An observations row as recent as that listing means a listing showed it already
-        (unrecorded: its deep read failed, before a restart that forgot when it appeared):
-        then nothing bounds it.
-        """
-        listed = self.scopes.get(scope_of(rid, state))
-        seen = [t for t in self.seen.get(rid, (None, None)) if t is not None]
-        if listed is not None and seen and max(seen) >= listed:
-            return None
-        return listed
-
-    def _observed_rows(
-        self, obs: Observation
-    ) -> list[tuple[str, datetime | None, datetime | None]]:
-        """(resource id, fast, deep): when the requests that observed it were sent."""
-        rows: list[tuple[str, datetime | None, datetime | None]] = []
-        for rid, state in obs.states.items():
-            fast_type = state["type"] not in ("snapshot", "backup", "pool")
-            fast = obs.fast_sent if fast_type else None
-            deep = obs.sent.get(rid)
-            if obs.kind == "deep" and state["type"] == "node":
-                deep = obs.fast_sent  # a node has nothing but fast fields
-            if fast or deep:
-                rows.append((rid, fast, deep))
-        rows.extend((f"{self.name}/scope/{scope}", at, at) for scope, at in obs.scope_sent.items())
-        return rows
-
-    def _window(self, planned: Planned) -> datetime | None:
-        """``observed_after``: when the request of the last observation that did not show
-        the change was sent (DESIGN invariant 6); None when no observation bounds it."""
-        fast, deep = self.seen.get(planned.stream_id, (None, None))
-        if planned.basis == "fast":
-            return fast
-        if planned.basis == "deep":
-            return deep
-        if planned.basis == "both":
-            return min(fast, deep) if fast is not None and deep is not None else None
-        if planned.basis == "removed":  # both kinds of observation showed it there
-            return max((t for t in (fast, deep) if t is not None), default=None)
-        if planned.basis == "task":
-            assert isinstance(planned.event, ev.TaskSeen)
-            return self.scopes.get(f"tasks:{planned.event.node}")
-        # new: the last complete listing of its scope before it first appeared in one
-        return self.first_present.get(planned.stream_id)
-
     async def _append(
         self, obs: Observation, observed_at: datetime, planned: list[Planned]
     ) -> list[Any]:
@@ -311,7 +239,7 @@ class _Cluster:
                 return []
             clocks = self.client.clocks
             for item in planned:
-                item.observed_after = self._window(item)
+                item.observed_after = self.windows.observed_after(item)
                 if item.basis != "task":
                     tasks = [*obs.tasks, *obs.running]
                     attribute(item, tasks, known.used, observed_at, clocks)
@@ -340,7 +268,7 @@ class _Cluster:
                     raise
                 log.info("cluster %s: another writer appended first; re-reading the log", self.name)
                 self.known = await self._load()
-                await self._load_seen()
+                await self.windows.load(self.store)
                 continue
             for event in recorded:
                 known.apply(event)
