@@ -64,6 +64,10 @@ append; the WAL file grows to about 40 MB between checkpoints."""
 INLINE_ROWS = 256
 """Reads of at most this many rows run on the event loop's own thread (see ``_inline``)."""
 
+WATCH_INTERVAL = 1.0
+"""Seconds between a waiter's periodic looks (``PRAGMA data_version``, then the head): another
+process's appends are seen within about this long; this process's own wake waiters at once."""
+
 _COLUMNS = (
     "position, stream_id, version, type, schema_version, observed_at, observed_after, "
     "recorded_at, actor, correlation_id, data, prev_hash, hash"
@@ -274,12 +278,6 @@ class SQLiteConnection(Connection):
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         )
         return row is not None
-
-    def time_in(self, value: datetime) -> Any:
-        return format_time(value)
-
-    def time_out(self, value: Any) -> datetime:
-        return parse_time(str(value))
 
 
 class _SmallReads(SQLiteConnection):
@@ -534,7 +532,7 @@ class SQLiteEventStore(EventStore):
                 return head
             # Another process's commit shows as a new PRAGMA data_version on this connection:
             # a cheap check about once a second instead of querying the log.
-            tick_end = loop.time() + min(1.0, remaining)
+            tick_end = loop.time() + min(WATCH_INTERVAL, remaining)
             while loop.time() < tick_end:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(signal.wait(), tick_end - loop.time())
