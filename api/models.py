@@ -92,6 +92,8 @@ class ClusterState(msgspec.Struct, kw_only=True):
     last_success: datetime | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    clock_offsets_s: dict[str, float] = {}  # by node: its clock minus ours
+    warnings: list[str] = []
 
 
 class Readiness(msgspec.Struct, kw_only=True):

@@ -4,8 +4,9 @@ Per cluster, on an apscheduler schedule (coalesced, never overlapping, with jitt
 fast and deep polls run at start, without jitter):
 
 * a **fast poll** reads ``/cluster/status`` and ``/cluster/resources``; a guest that is new or
-  whose status, node, lock or name changed gets a **targeted deep poll** at once, inside the
-  same poll, so its events carry its config and land in the same batch;
+  whose status, node, lock or name changed gets a **targeted deep poll** at once (HA
+  included), inside the same poll, so its events carry its config and land in the same batch;
+  any poll that is about to append an event reads the task logs first (attribution);
 * a **deep poll** reads everything (configs, pending changes, snapshots, storages and their
   backups, pools, HA resources, task logs);
 * :meth:`CollectorService.sync` runs one poll now (optionally targeted at a node or a guest),
@@ -14,7 +15,8 @@ fast and deep polls run at start, without jitter):
 Every poll takes ``store.named_lock("poll:{cluster}")`` (on PostgreSQL an advisory lock), so
 one poll per cluster runs at a time across processes; catches up with the log (another
 process may have appended); diffs what it saw against the fold of the log; and appends its
-events in ONE batch with expected versions on every stream. A :class:`ConcurrencyError`
+events in ONE batch with expected versions on every stream, each with its observation window
+(:mod:`collectors.windows`). A :class:`ConcurrencyError`
 means another writer won: the state is reloaded from the log and the poll re-diffed. Then
 the ``observations`` table is bulk-updated. A cluster that is down does not hold up the
 others (each has its own thread pool and schedule).
@@ -38,10 +40,12 @@ from eventstore import ConcurrencyError, EventStore, EventStoreError, NewEvent, 
 from . import events as ev
 from . import observations
 from .client import CollectorError, PveClient, UnknownClusterError
+from .clocks import WARN_S
 from .config import ClusterConfig
 from .observe import Observation, Observer
-from .state import Known, Planned, attribute, diff
+from .state import Known, Planned, attribute, diff, diff_resources, diff_tasks
 from .values import GUEST_TYPES, same
+from .windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,8 @@ class ClusterHealth(msgspec.Struct, kw_only=True):
     poll_errors_total: dict[str, int] = {}  # by error kind
     events_appended_total: int = 0
     last_poll_duration_s: dict[str, float] = {}  # by kind
+    clock_offsets_s: dict[str, float] = {}  # by node: its clock minus ours (Date headers)
+    warnings: list[str] = []  # e.g. a node whose clock is off by more than a few seconds
 
 
 class _Cluster:
@@ -94,8 +100,7 @@ class _Cluster:
         self.client = PveClient(config, environ)
         self.observer = Observer(self.client, fingerprint_key)
         self.known: Known | None = None
-        self.seen: dict[str, observations.Seen] = {}
-        self.last_poll: datetime | None = None
+        self.windows = Windows(self.name)
         self.health = ClusterHealth()
         self.lock = asyncio.Lock()  # in-process: fast, deep and sync polls take turns
 
@@ -109,9 +114,7 @@ class _Cluster:
     async def _catch_up(self) -> Known:
         if self.known is None:
             self.known = await self._load()
-            self.seen = await observations.load(self.store, self.name)
-            times = [t for pair in self.seen.values() for t in pair if t is not None]
-            self.last_poll = max(times) if times else None
+            await self.windows.load(self.store)
             return self.known
         if await self.store.head() > self.known.head:
             async for recorded in self.store.read_all(self.known.head):
@@ -155,14 +158,18 @@ class _Cluster:
             self._record_failure(kind, obs.error_kinds or ["unknown"], result)
             return result
         await self._deepen(obs, known, kind, node, vmid)
-        observed_at = utcnow()
+        planned = diff_resources(known, obs)
+        if planned:
+            await self.observer.tasks(obs)  # every change may have a task to explain it
+        planned += diff_tasks(known, obs)
+        self.windows.note_new(known, obs)
+        observed_at = utcnow()  # no earlier than the arrival of every answer of this poll
         obs.observed_at = observed_at
-        recorded = await self._append(obs, observed_at)
-        observed = await observations.save(self.store, self.name, self._observed_rows(obs))
-        for rid, fast, deep in self._observed_rows(obs):
-            old_fast, old_deep = self.seen.get(rid, (None, None))
-            self.seen[rid] = (fast or old_fast, deep or old_deep)
-        self.last_poll = observed_at
+        recorded = await self._append(obs, observed_at, planned)
+        rows = self.windows.rows(obs)
+        observed = await observations.save(self.store, self.name, rows)
+        assert self.known is not None
+        self.windows.observed(self.known, obs, rows)
         counts: dict[str, int] = {}
         for item in recorded:
             counts[item.type] = counts.get(item.type, 0) + 1
@@ -211,52 +218,31 @@ class _Cluster:
             await self.observer.ha_deep(obs)
             return
         # A fast poll: a targeted deep poll of every guest that is new or changed status,
-        # node, lock or name, at once; the task logs when anything changed (attribution).
+        # node, lock or name, at once, HA included (a new guest's ``ha`` is part of what is
+        # discovered). The task logs are read by the caller when anything is to be appended.
         changed = [rid for rid in guests if _noticed(known.states.get(rid), obs.states[rid])]
-        anything = changed or any(
-            known.states.get(rid) is None or not _same_fields(known.states[rid], s)
-            for rid, s in obs.states.items()
-        )
-        jobs = [self.observer.guests_deep(obs, changed)]
-        if anything:
-            jobs.append(self.observer.tasks(obs))
-        await asyncio.gather(*jobs)
+        if changed:
+            await self.observer.guests_deep(obs, changed)
+            await self.observer.ha_deep(obs)
 
-    def _observed_rows(
-        self, obs: Observation
-    ) -> list[tuple[str, datetime | None, datetime | None]]:
-        at = obs.observed_at
-        rows = []
-        for rid, state in obs.states.items():
-            fast = at if state["type"] not in ("snapshot", "backup", "pool") else None
-            # A node has nothing but fast fields: a deep poll has seen all of it.
-            whole = obs.kind == "deep" and state["type"] == "node"
-            deep = at if rid in obs.deep_ids or whole else None
-            if fast or deep:
-                rows.append((rid, fast, deep))
-        return rows
-
-    def _window(self, planned: Planned) -> datetime | None:
-        fast, deep = self.seen.get(planned.stream_id, (None, None))
-        latest = max((t for t in (fast, deep) if t is not None), default=None)
-        if planned.basis == "deep":
-            return deep or latest
-        if planned.basis in ("fast", "removed"):
-            return latest or self.last_poll
-        return self.last_poll  # new resources and tasks: the last poll that did not show them
-
-    async def _append(self, obs: Observation, observed_at: datetime) -> list[Any]:
+    async def _append(
+        self, obs: Observation, observed_at: datetime, planned: list[Planned]
+    ) -> list[Any]:
+        """Append the planned events in one batch; re-diffed after losing a race."""
         assert self.known is not None
         correlation = f"poll:{uuid.uuid4()}"
         for attempt in range(CONCURRENCY_RETRIES + 1):
             known = self.known
-            planned = diff(known, obs)
+            if attempt:
+                planned = diff(known, obs)
             if not planned:
                 return []
+            clocks = self.client.clocks
             for item in planned:
-                item.observed_after = self._window(item)
+                item.observed_after = self.windows.observed_after(item)
                 if item.basis != "task":
-                    attribute(item, obs.tasks, known.used_upids, observed_at)
+                    tasks = [*obs.tasks, *obs.running]
+                    attribute(item, tasks, known.used, observed_at, clocks)
             batch = []
             versions = dict(known.versions)
             for item in planned:
@@ -282,7 +268,7 @@ class _Cluster:
                     raise
                 log.info("cluster %s: another writer appended first; re-reading the log", self.name)
                 self.known = await self._load()
-                self.seen = await observations.load(self.store, self.name)
+                await self.windows.load(self.store)
                 continue
             for event in recorded:
                 known.apply(event)
@@ -296,9 +282,24 @@ class _Cluster:
         health.last_poll_duration_s[kind] = result.duration_s
         health.events_appended_total += result.events_appended
 
+    def _clock_health(self) -> None:
+        health = self.health
+        offsets = {n: o for n, o in self.client.clocks.known().items() if n}
+        health.clock_offsets_s = {n: round(o.estimate, 3) for n, o in offsets.items()}
+        warnings = [
+            f"node {node}'s clock is {o.estimate:+.0f} s off ours (±{o.error:.1f} s); "
+            "its task times are corrected by it"
+            for node, o in sorted(offsets.items())
+            if abs(o.estimate) - o.error > WARN_S
+        ]
+        for warning in set(warnings) - set(health.warnings):
+            log.warning("cluster %s: %s", self.name, warning)
+        health.warnings = warnings
+
     def _record_success(self, kind: str, obs: Observation, result: SyncResult) -> None:
         health = self.health
         self._count(kind, result)
+        self._clock_health()
         health.last_success = obs.observed_at
         health.consecutive_failures = 0
         for error_kind in obs.error_kinds:
@@ -334,10 +335,6 @@ def _noticed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     if old is None:
         return True
     return any(not same(f, old.get(f), new.get(f)) for f in ("status", "node", "lock", "name"))
-
-
-def _same_fields(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    return all(same(f, old.get(f), v) for f, v in new.items() if f not in ("id", "cluster", "type"))
 
 
 class CollectorService:
@@ -456,6 +453,8 @@ class CollectorService:
                 polls_total=dict(c.health.polls_total),
                 poll_errors_total=dict(c.health.poll_errors_total),
                 last_poll_duration_s=dict(c.health.last_poll_duration_s),
+                clock_offsets_s=dict(c.health.clock_offsets_s),
+                warnings=list(c.health.warnings),
             )
             for name, c in self._clusters.items()
         }
