@@ -33,6 +33,8 @@ MAX_BODY = 1024 * 1024
 """Request bodies over 1 MiB get 413."""
 
 REQUEST_ID = web.RequestKey("request_id", str)
+TOKEN = web.RequestKey("token", Token)
+"""The token a request authenticated with (absent when the API is open)."""
 ROUTE = web.RequestKey("route", str)
 """The metrics and log label of a request, when its handler knows better than the router."""
 
@@ -104,6 +106,8 @@ def make_middleware(auth: Authenticator, metrics: Metrics) -> Any:
             if request.path not in OPEN_PATHS:
                 token = auth.identify(request.headers.get("Authorization"))
                 auth.authorize(token, request.method, request.path)
+                if token is not None:
+                    request[TOKEN] = token
             response = await handler(request)
         except asyncio.CancelledError:
             raise
@@ -152,6 +156,7 @@ def _render(exc: Exception, request_id: str) -> web.Response:
             request_id=request_id,
             param=exc.param,
             extra=exc.extra,
+            headers=exc.headers,
         )
     if isinstance(exc, web.HTTPException):
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
