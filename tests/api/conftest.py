@@ -70,6 +70,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
         collectors: CollectorsPort | None = None,
         projections: ProjectionsPort | None = None,
         clusters: Sequence[str] = (),
+        hosts: Sequence[str] | None = None,
     ) -> Server:
         app = create_app(
             store,
@@ -77,6 +78,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
             collectors=collectors,
             projections=projections,
             clusters=clusters,
+            hosts=hosts,
         )
         runner = await run_site(app, "127.0.0.1", 0)
         runners.append(runner)
