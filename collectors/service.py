@@ -35,7 +35,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -44,12 +44,12 @@ import msgspec
 from eventstore import ConcurrencyError, EventStore, EventStoreError, NewEvent, utcnow
 
 from . import events as ev
-from . import leadership, observations, resyncs
+from . import leadership, observations, resyncs, snapshots
 from .client import CollectorError, PveClient, UnknownClusterError
 from .config import ClusterConfig
 from .observe import Observation, Observer
 from .state import Known, Planned, attribute, diff
-from .values import GUEST_TYPES, same
+from .values import GUEST_TYPES, as_int, same
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ CONCURRENCY_RETRIES = 3
 
 # How often a leader forgets resyncs finished long ago (resyncs.KEEP_FINISHED).
 PRUNE_EVERY_S = 3600.0
+
+# Tasks are remembered (recorded once, used as an actor once) while they started less than
+# this long ago; older ones are ignored. Longer than any task and than any outage after which
+# a task should still be recorded; short enough that a busy cluster's tasks (a thousand a day)
+# keep the fold within a few MB.
+TASK_MEMORY = timedelta(days=30)
 
 
 class SyncResult(msgspec.Struct, kw_only=True):
@@ -106,6 +112,7 @@ class _Cluster:
         self.client = PveClient(config, environ)
         self.observer = Observer(self.client, fingerprint_key)
         self.known: Known | None = None
+        self.saved_at = 0  # the log position of the last saved fold (collectors.snapshots)
         self.seen: dict[str, observations.Seen] = {}
         self.last_poll: datetime | None = None
         self.health = ClusterHealth()
@@ -113,10 +120,27 @@ class _Cluster:
 
     # -- the log --------------------------------------------------------------------------
     async def _load(self) -> Known:
-        known = Known(self.name)
-        async for recorded in self.store.read_all(0):
+        """The fold of the log: the saved one and the events after it (or all of them)."""
+        saved = await snapshots.load(self.store, self.name)
+        self.saved_at = saved.head if saved is not None else 0
+        known = saved or Known(self.name)
+        async for recorded in self.store.read_all(known.head):
             known.apply(recorded)
         return known
+
+    async def _save_state(self) -> None:
+        """Every ``snapshots.EVERY`` events: forget tasks past ``TASK_MEMORY`` and save the
+        fold, so memory stays flat and a start folds only the events after it."""
+        known = self.known
+        if known is None or known.head - self.saved_at < snapshots.EVERY:
+            return
+        known.forget_tasks(int(time.time() - TASK_MEMORY.total_seconds()))
+        try:
+            await snapshots.save(self.store, known)
+        except EventStoreError as exc:  # the next poll tries again; nothing depends on it
+            log.warning("cluster %s: saving the collector's state failed: %s", self.name, exc)
+            return
+        self.saved_at = known.head
 
     async def _load_observations(self) -> None:
         self.seen = await observations.load(self.store, self.name)
@@ -146,6 +170,7 @@ class _Cluster:
         async with self.lock, self.store.named_lock(f"poll:{self.name}"):
             try:
                 result = await self._poll(kind, node, vmid, started)
+                await self._save_state()
             except EventStoreError as exc:
                 result = SyncResult(
                     cluster=self.name,
@@ -270,6 +295,10 @@ class _Cluster:
     async def _append(self, obs: Observation, observed_at: datetime) -> list[Any]:
         assert self.known is not None
         correlation = f"poll:{uuid.uuid4()}"
+        # Tasks older than the memory are neither recorded nor used as an actor: the fold
+        # forgets them (Known.forget_tasks), so they would otherwise be recorded again.
+        oldest = time.time() - TASK_MEMORY.total_seconds()
+        obs.tasks = [t for t in obs.tasks if (as_int(t.get("starttime")) or 0) >= oldest]
         for attempt in range(CONCURRENCY_RETRIES + 1):
             known = self.known
             planned = diff(known, obs)
