@@ -20,6 +20,7 @@ depends on it. Collectors do not import the read models: this is their own state
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import logging
@@ -34,9 +35,10 @@ from . import state
 
 log = logging.getLogger(__name__)
 
-EVERY = 10_000
+EVERY = 5_000
 """Save a cluster's fold when the log has moved this many events past its last snapshot: a
-start then folds at most about this many events besides the snapshot itself."""
+start then folds at most about this many events besides the snapshot itself (about 0.3 s; a
+save of 10,000 guests' fold, 4.6 MB, takes about 0.05 s)."""
 
 _LOAD = "SELECT position, event_hash, format, data FROM collector_snapshots WHERE cluster = ?"
 # A slower writer (another process) never replaces a newer snapshot with an older one.
@@ -74,6 +76,19 @@ async def _hash_at(store: EventStore, position: int) -> str | None:
     return batch[0].hash if batch and batch[0].position == position else None
 
 
+def _decode(data: bytes) -> state.Known:
+    """Decode a saved fold with the cyclic garbage collector paused: the decode makes
+    hundreds of thousands of containers, none of them garbage, and collections triggered by
+    them took half its time (10,000 guests, 4.6 MB: 0.37 -> 0.19 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return msgspec.msgpack.decode(data, type=state.Known)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def load(store: EventStore, cluster: str) -> state.Known | None:
     """The cluster's last saved fold, or None when there is none that can be trusted."""
     async with store.read_connection() as conn:
@@ -93,7 +108,7 @@ async def load(store: EventStore, cluster: str) -> state.Known | None:
         )
         return None
     try:
-        known = msgspec.msgpack.decode(bytes(data), type=state.Known)
+        known = _decode(bytes(data))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         log.warning("cluster %s: unreadable saved state (%s); folding the log", cluster, exc)
         return None
