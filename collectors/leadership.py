@@ -65,3 +65,9 @@ async def hold(
                 "cluster %s: collector lease: %s; trying again in %.0f s", cluster, exc, RETRY_S
             )
             await asyncio.sleep(RETRY_S)
+        except Exception:  # a bug must not end collecting for good: log it, lead again
+            stand_by()
+            log.exception(
+                "cluster %s: the collector failed; trying again in %.0f s", cluster, RETRY_S
+            )
+            await asyncio.sleep(RETRY_S)

@@ -7,12 +7,13 @@ connections and, on SQLite, its own lock files' handles), as two ``serve`` proce
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from collectors import resyncs
+from collectors import leadership, resyncs
 from collectors.service import CollectorService
 from eventstore import EventStore, open_store
 from tests.api.api_helpers import wait_for
@@ -104,3 +105,32 @@ async def test_a_resync_left_running_goes_back_to_the_queue_and_the_next_leader_
     assert superseded.error is not None
     assert "later resync of the same scope" in superseded.error
     assert service.health()["lab"].polls_total.get("targeted") == 2
+
+
+async def test_a_leader_that_fails_logs_it_and_leads_again(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(leadership, "RETRY_S", 0.01)
+    led: list[int] = []
+    stood_by: list[int] = []
+    done = asyncio.Event()
+
+    async def lead() -> None:
+        led.append(1)
+        if len(led) == 1:
+            raise RuntimeError("a bug in the collector")
+        done.set()
+
+    await asyncio.wait_for(
+        leadership.hold(
+            store,
+            "lab",
+            lead=lead,
+            stand_by=lambda: stood_by.append(1),
+            stopping=done.is_set,
+        ),
+        timeout=10,
+    )
+    assert len(led) == 2
+    assert stood_by == [1]
+    assert "a bug in the collector" in caplog.text
