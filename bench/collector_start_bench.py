@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from collectors import snapshots
 from collectors.config import ClusterConfig
 from collectors.service import CollectorService
 from collectors.state import Known
-from eventstore import open_store
+from eventstore import DatabaseUnavailableError, open_store
 
 
 def _rss_mib() -> float:
@@ -57,7 +56,13 @@ def _rss_mib() -> float:
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory (MiB): VmHWM, not getrusage's ru_maxrss, which a
+    child inherits from the parent it was forked from (this script's own, after a fold)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 # -- one measurement, in a process of its own ---------------------------------------------------
@@ -95,7 +100,13 @@ async def prepare(url: str, events: int) -> None:
     store = await open_store(url)  # migrate() makes a PostgreSQL URL's schema
     try:
         await store.migrate()
-        await fill(store, Workload(), events)
+        workload = Workload()
+        while True:  # other suites on the machine terminate PostgreSQL sessions now and then
+            try:
+                await fill(store, workload, events)
+                break
+            except DatabaseUnavailableError as exc:
+                print(f"  {exc}; going on", flush=True)
         known = Known("lab")
         async for event in store.read_all(0, until=events - snapshots.EVERY):
             known.apply(event)
@@ -106,14 +117,20 @@ async def prepare(url: str, events: int) -> None:
         await store.close()
 
 
-def run_one(url: str, mode: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", mode, "--url", url],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+def run_one(url: str, mode: str, tries: int = 3) -> dict[str, Any]:
+    """One measurement in a fresh process (tried again if the database dropped it)."""
+    error = ""
+    for _ in range(tries):
+        out = subprocess.run(
+            [sys.executable, __file__, "--measure", mode, "--url", url],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode == 0:
+            return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        error = (out.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  a {mode} run failed: {error}", flush=True)
+    raise SystemExit(f"{mode} failed {tries} times: {error}")
 
 
 def main() -> None:
