@@ -408,7 +408,7 @@ class CollectorService:
         self.store = store
         self._clusters = {c.name: _Cluster(store, c, fingerprint_key, env) for c in clusters}
         self._scheduler: Any = None
-        self._leases: list[asyncio.Task[None]] = []
+        self._leases: dict[str, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
@@ -434,17 +434,15 @@ class CollectorService:
         scheduler.start()
         self._scheduler = scheduler
         for name in self._clusters:
-            self._leases.append(
-                asyncio.create_task(
-                    leadership.hold(
-                        self.store,
-                        name,
-                        lead=partial(self._lead, name),
-                        stand_by=partial(self._stand_by, name),
-                        stopping=lambda: self._stopping,
-                    ),
-                    name=f"pvetrail-lease-{name}",
-                )
+            self._leases[name] = asyncio.create_task(
+                leadership.hold(
+                    self.store,
+                    name,
+                    lead=partial(self._lead, name),
+                    stand_by=partial(self._stand_by, name),
+                    stopping=lambda: self._stopping,
+                ),
+                name=f"pvetrail-lease-{name}",
             )
 
     # -- leading a cluster ----------------------------------------------------------------
@@ -589,10 +587,16 @@ class CollectorService:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        leases, self._leases = self._leases, []
-        for task in leases:  # the stand-bys wait on the lock; leaders are done by now
+        leases, self._leases = self._leases, {}
+        # Leaders leave on their own (their queue loop ends), giving the lease back and
+        # closing its connection: cancelling them there could leave the connection open.
+        # Stand-bys wait on the lock and are cancelled.
+        leading = [t for name, t in leases.items() if self._clusters[name].health.leader]
+        if leading:
+            await asyncio.wait(leading, timeout=grace_s)
+        for task in leases.values():
             task.cancel()
-        for task in leases:
+        for task in leases.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if scheduler is not None:
