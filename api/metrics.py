@@ -54,6 +54,16 @@ class ServiceCollector(Collector):
             "A Proxmox VE node's clock minus ours, from the Date headers of its answers",
             labels=["cluster", "node"],
         )
+        leader = GaugeMetricFamily(
+            "pvetrail_collector_leader",
+            "1 while this process holds the cluster's collector lease (it polls)",
+            labels=["cluster"],
+        )
+        standby = GaugeMetricFamily(
+            "pvetrail_collector_standby",
+            "1 while another process holds the cluster's collector lease (this one stands by)",
+            labels=["cluster"],
+        )
         clusters = self.health() if self.health is not None else {}
         for cluster, health in clusters.items():
             for kind, count in dict(health.get("polls_total") or {}).items():
@@ -68,7 +78,9 @@ class ServiceCollector(Collector):
             up.add_metric([cluster], 1.0 if consecutive == 0 else 0.0)
             for node, offset in dict(health.get("clock_offsets_s") or {}).items():
                 clock.add_metric([cluster, str(node)], float(offset))
-        yield from (polls, errors, appended, duration, failures, up, clock)
+            leader.add_metric([cluster], 1.0 if health.get("leader") else 0.0)
+            standby.add_metric([cluster], 1.0 if health.get("state") == "standby" else 0.0)
+        yield from (polls, errors, appended, duration, failures, up, clock, leader, standby)
         if self.lag is not None:
             head, checkpoint, seconds = self.lag
             yield GaugeMetricFamily(

@@ -49,7 +49,7 @@ from eventstore import Actor, RecordedEvent
 from . import events as ev
 from .clocks import Clocks, Offset
 from .observe import Observation
-from .values import GUEST_TYPES, as_int, same
+from .values import GUEST_TYPES, as_int, same, upid_started
 
 State = dict[str, Any]
 _IDENTITY = frozenset({"id", "cluster", "type"})
@@ -94,6 +94,23 @@ class Known:
             case ev.ResourceEvent():
                 if stream in self.states:
                     self.states[stream] = ev.apply_changes(self.states[stream], event.changes)
+
+    def forget_tasks(self, started_before: int) -> int:
+        """Forget the tasks that started before ``started_before`` (epoch seconds): as
+        recorded, as used for an actor, and their streams' versions. Keeps memory flat over
+        months; the caller must then ignore such tasks (they would be recorded again).
+        Returns how many were forgotten."""
+
+        def old(upid: str) -> bool:
+            started = upid_started(upid)
+            return started is not None and started < started_before
+
+        gone = {upid for upid in self.tasks_seen if old(upid)}
+        self.tasks_seen -= gone
+        self.used = {used for used in self.used if not old(used[0])}
+        for upid in gone:
+            self.versions.pop(f"{self.cluster}/task/{upid}", None)
+        return len(gone)
 
 
 @dataclass
