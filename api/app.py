@@ -45,6 +45,10 @@ def package_version() -> str:
         return "0+unknown"
 
 
+MAX_REQUEST_LINE = 256 * 1024
+"""The longest request line the server reads (see ``create_app``)."""
+
+
 def create_app(
     store: EventStore,
     *,
@@ -82,9 +86,12 @@ def create_app(
         client_max_size=MAX_BODY,
         handler_args={
             "access_log": None,  # the middleware logs each request, with its id
-            # Room for a 1024-character id percent-encoded in full plus its query, so that an
-            # over-long id still gets our problem+json 400 rather than the parser's plain one.
-            "max_line_size": 64 * 1024,
+            # Room for every parameter at (and somewhat past) its documented maximum, each
+            # character percent-encoded as 4 UTF-8 bytes (12 characters): an id of 1,024, a
+            # cursor of 8,192 and six filters of 512 are ~12,300 characters, ~150 KB; so an
+            # over-long value still gets our problem+json 400 naming it, not the parser's
+            # plain one.
+            "max_line_size": MAX_REQUEST_LINE,
         },
     )
     app[SERVICES] = services
