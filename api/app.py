@@ -57,11 +57,13 @@ def create_app(
     projections: ProjectionsPort | None = None,
     clusters: Sequence[str] = (),
     hosts: Sequence[str] | None = None,
+    webhook_secret: bytes | None = None,
 ) -> web.Application:
     """The app over ``store``; it starts and stops ``projections`` and ``collectors`` with itself.
 
     ``hosts``: the only ``Host`` names it answers (None: any); ``serve`` gives the listen
     address, the loopback names and ``api.allowed_hosts`` when no token is configured.
+    ``webhook_secret``: what ``POST /hooks/pve`` checks (None: that route answers 404).
 
     The store itself belongs to the caller, who closes it after the app has stopped.
     """
@@ -74,6 +76,7 @@ def create_app(
         resyncs=Resyncs(store, clusters),
         collectors=collectors,
         projections=projections,
+        webhook_secret=webhook_secret,
     )
     app = web.Application(
         middlewares=[

@@ -18,8 +18,8 @@ from .errors import ForbiddenError, UnauthorizedError
 
 Role = Literal["reader", "operator"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-"""Paths that need no token (probes and scrapers)."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/hooks/pve"})
+"""Paths that need no token (probes and scrapers; Proxmox's webhook checks its own secret)."""
 
 READER_POSTS = frozenset({"/api/v1/rollback-plans"})
 """POST routes open to readers: they change nothing."""

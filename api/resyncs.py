@@ -37,6 +37,11 @@ class Resyncs:
                 param="cluster",
             )
         scope = queue.Scope(cluster=request.cluster, node=request.node, vmid=request.vmid)
+        return await self.enqueue(scope, requested_by)
+
+    async def enqueue(self, scope: queue.Scope, requested_by: str) -> str:
+        """Queue a resync of ``scope`` of a configured cluster (or join the one queued for
+        it); its id. 503 when the cluster's queue is full."""
         try:
             return await queue.enqueue(self.store, scope, requested_by)
         except queue.QueueFullError as exc:

@@ -15,7 +15,7 @@ from aiohttp import web
 from projections.models import ChangesPage, HistoryPage, InventoryPage, RelationGraph, Resource
 from projections.rollback import PlanRequest, RollbackPlan, RollbackTargets
 
-from . import handlers, resources
+from . import handlers, resources, webhooks
 from .middleware import ROUTE
 from .models import (
     Alive,
@@ -212,6 +212,30 @@ GET_RESYNC = Operation(
     errors=(404, 503),
     tag="operate",
 )
+PVE_HOOK = Operation(
+    method="POST",
+    path="/api/v1/hooks/pve",
+    handler=webhooks.pve_hook,
+    operation_id="pveHook",
+    summary="A Proxmox VE notification webhook (docs/webhooks.md): no bearer token, the shared "
+    "secret in X-Pvetrail-Secret; queues the resync the notification calls for (a backup: its "
+    "node; anything else: the cluster, deep) through the resync queue; 404 while no "
+    "api.webhook_secret_env is configured",
+    answer=webhooks.HookAccepted,
+    params=[
+        Param(
+            name="cluster",
+            schema=TEXT,
+            description="the cluster (default: the one with a node named fields.hostname, or "
+            "the only one)",
+        )
+    ],
+    body=webhooks.Notification,
+    status=202,
+    errors=(400, 401, 404, 413, 422, 503),
+    open=True,
+    tag="operate",
+)
 GET_OPENAPI = Operation(
     method="GET",
     path="/api/v1/openapi.json",
@@ -270,6 +294,7 @@ OPERATIONS: tuple[Operation, ...] = (
     CHECK_INTEGRITY,
     CREATE_RESYNC,
     GET_RESYNC,
+    PVE_HOOK,
     GET_OPENAPI,
     HEALTHZ,
     READYZ,

@@ -22,6 +22,7 @@ from .app import bound_port, create_app, run_site
 from .auth import check_listen, resolve_tokens
 from .config import Config, ConfigError, split_listen
 from .middleware import LOOPBACK_NAMES
+from .webhooks import resolve_secret
 
 log = logging.getLogger("pvetrail.serve")
 
@@ -39,6 +40,7 @@ async def serve(
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives; the exit code (0: stopped cleanly)."""
     host, port = split_listen(config.api.listen)
     tokens = resolve_tokens(config.api.tokens, environ)
+    webhook_secret = resolve_secret(config.api.webhook_secret_env, environ)
     check_listen(host, tokens)  # before touching anything: refuse early, say why
     if config.fingerprint_key_env:
         check_key_env(config.fingerprint_key_env, environ)
@@ -64,6 +66,7 @@ async def serve(
             projections=ProjectionRunner(store),
             clusters=[c.name for c in config.clusters],
             hosts=answered_hosts(host, config.api.allowed_hosts) if not tokens else None,
+            webhook_secret=webhook_secret,
         )
         try:
             runner = await run_site(app, host, port)

@@ -33,6 +33,8 @@ class Services:
     projections: ProjectionsPort | None = None
     migrations_current: bool = False
     openapi: bytes | None = None
+    webhook_secret: bytes | None = None
+    """``POST /hooks/pve``'s shared secret (None: the route answers 404)."""
     integrity: IntegrityCheck = field(init=False)
 
     def __post_init__(self) -> None:

@@ -71,6 +71,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
         projections: ProjectionsPort | None = None,
         clusters: Sequence[str] = (),
         hosts: Sequence[str] | None = None,
+        webhook_secret: bytes | None = None,
     ) -> Server:
         app = create_app(
             store,
@@ -79,6 +80,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
             projections=projections,
             clusters=clusters,
             hosts=hosts,
+            webhook_secret=webhook_secret,
         )
         runner = await run_site(app, "127.0.0.1", 0)
         runners.append(runner)
