@@ -6,7 +6,8 @@ shared secret in ``X-Pvetrail-Secret``. The notification decides what is polled:
 * a backup (``fields.type`` ``vzdump``): the node that ran it, a targeted deep poll of its
   guests and storages (the backup storages gained a volume);
 * anything else (a fenced node, whose guests come back on other nodes; replication, updates,
-  mail) or no ``fields`` at all (Proxmox's test notification): a deep poll of the cluster.
+  mail) or no ``fields`` at all (Proxmox's test notification): a deep poll of the cluster
+  (every poll begins with the fast poll's reads, so a fenced node gets both).
 
 The cluster is ``?cluster=NAME`` in the target's URL, else every cluster with a node named
 ``fields.hostname``, else the only one configured. Requests go through the resync queue, so

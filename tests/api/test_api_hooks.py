@@ -19,6 +19,7 @@ from api.services import SERVICES
 from api.webhooks import resolve_secret
 from collectors.service import CollectorService
 from eventstore import EventStore
+from projections.runner import ProjectionRunner
 from tests.api.conftest import OPERATOR_SECRET, TOKENS, Server, ServerFactory
 from tests.collectors.conftest import operator, pve_pki, served  # noqa: F401 - fixtures
 from tests.pve import ServedPve
@@ -67,13 +68,16 @@ async def _finished(server: Server, resync_id: str) -> dict[str, Any]:
 
 
 async def _start(
-    store: EventStore, serve_app: ServerFactory, pve: ServedPve
+    store: EventStore,
+    serve_app: ServerFactory,
+    pve: ServedPve,
+    clusters: tuple[str, ...] = ("lab",),
 ) -> tuple[Server, CollectorService]:
     # No scheduled poll during the test: only the first polls and what a webhook sets off.
     cluster = pve.cluster_config("lab", fast_interval_s=3600, deep_interval_s=3600)
     service = CollectorService(store, [cluster], fingerprint_key=b"k" * 32, environ=pve.environ)
     server = await serve_app(
-        tokens=TOKENS, collectors=service, clusters=["lab"], webhook_secret=SECRET.encode()
+        tokens=TOKENS, collectors=service, clusters=clusters, webhook_secret=SECRET.encode()
     )
 
     async def first_polls_done() -> bool:
@@ -235,3 +239,23 @@ async def test_a_burst_of_webhooks_is_a_handful_of_polls(
     assert 1 <= targeted <= 3
     assert after == {**polls, "targeted": polls.get("targeted", 0) + targeted}
     assert len(served.pve.requests) - asked <= 3 * one_poll
+
+
+@pytest.mark.slow
+async def test_without_cluster_in_the_url_the_node_names_it(
+    store: EventStore,
+    serve_app: ServerFactory,
+    served: ServedPve,  # noqa: F811 - the imported fixture
+) -> None:
+    # Two clusters configured: only the projections can tell which one has a node pve2.
+    server, _ = await _start(store, serve_app, served, clusters=("other", "lab"))
+    await ProjectionRunner(store).catch_up()
+    status, answer = await _hook(server, vzdump("pve2"))
+    assert status == 202, answer
+    state = await _finished(server, answer["resync_id"])
+    assert (state["cluster"], state["node"]) == ("lab", "pve2"), state
+    for body in (vzdump("pve9"), TEST_NOTIFICATION):
+        status, answer = await _hook(server, body)
+        assert status == 422, answer
+        assert answer["param"] == "cluster"
+        assert "?cluster=NAME" in answer["detail"]
