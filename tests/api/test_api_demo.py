@@ -98,6 +98,9 @@ async def test_demo_fills_inventory_and_history_and_stops_on_sigint(tmp_path: Pa
                 kinds = [r["type"] for r in page["items"]]
                 return page if kinds.count("qemu") + kinds.count("lxc") >= 12 else None
 
+            async with http.get(url + "/") as response:  # the web view, no token on loopback
+                assert response.status == 200
+                assert response.content_type == "text/html"
             page = await wait_for(inventory, "the demo to show its guests", interval=0.3)
             kinds = {r["type"] for r in page["items"]}
             assert {"qemu", "lxc", "node", "storage"} <= kinds
