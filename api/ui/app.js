@@ -507,8 +507,8 @@ function relationList(edges, id, state) {
 
 function targetBody(target) {
   switch (target.kind) {
-    case "snapshot": return { snapshot: target.name || target.label };
-    case "backup": return { backup: target.volid || target.label };
+    case "snapshot": return { snapshot: target.snapshot };
+    case "backup": return { backup: target.backup };
     default: return target.position ? { position: target.position } : { at: target.at };
   }
 }
@@ -520,8 +520,10 @@ async function rollbackPanel(id, state) {
     return el("p", { class: "muted", id: "rollback" }, answer.detail || answer.message || "No rollback targets.");
   }
   const plan = el("div", { id: "plan-box" });
-  const rows = [...answer.items].reverse().map((t, i) => el("tr", {},
-    el("td", {}, t.kind), el("td", {}, t.label || "-"), el("td", {}, showTime(t.at)),
+  const rows = answer.items.map((t, i) => el("tr", {},
+    el("td", {}, t.kind), el("td", {}, t.label || "-",
+      t.changed_by ? el("div", { class: "muted" }, `changed away by ${actorText(t.changed_by)}`) : null),
+    el("td", {}, showTime(t.at)),
     el("td", {}, el("button", { type: "button", class: "plan-button", "data-index": i,
       onclick: async () => {
         plan.replaceChildren(el("p", { class: "muted" }, "planning…"));
@@ -539,11 +541,12 @@ async function rollbackPanel(id, state) {
 function planView(plan) {
   return el("div", { class: "panel", id: "plan" },
     el("h2", {}, `Plan for ${plan.resource}`),
+    plan.summary ? el("p", {}, plan.summary) : null,
     plan.based_on_digest ? el("p", { class: "muted" }, `based on config digest ${plan.based_on_digest}`) : null,
     plan.blockers && plan.blockers.length ? el("div", { class: "error" }, el("strong", {}, "Blockers"),
-      el("ul", {}, plan.blockers.map((b) => el("li", {}, showValue(b.detail || b.reason || b))))) : null,
+      el("ul", {}, plan.blockers.map((b) => el("li", {}, showValue(b))))) : null,
     plan.warnings && plan.warnings.length ? el("div", {}, el("strong", {}, "Warnings"),
-      el("ul", {}, plan.warnings.map((w) => el("li", {}, showValue(w.detail || w.reason || w))))) : null,
+      el("ul", {}, plan.warnings.map((w) => el("li", {}, showValue(w))))) : null,
     plan.steps.length ? el("ol", { class: "steps" }, plan.steps.map((step) => el("li", { class: step.disruptive ? "disruptive" : "" },
       el("code", {}, pveshLine(step)), " ",
       step.disruptive ? el("span", { class: "badge disruptive" }, "disruptive") : null, " ",
