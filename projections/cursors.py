@@ -1,4 +1,5 @@
-"""Opaque paging cursors: what a first page resolved, so later pages answer the same question.
+"""Paging: page limits, and opaque cursors carrying what a first page resolved, so later pages
+answer the same question.
 
 A cursor is URL-safe base64 of a small JSON array; it is not secret (it holds positions and
 times the client could ask for anyway), only checked: a cursor that does not decode, or that
@@ -15,8 +16,17 @@ import msgspec
 
 from .errors import InvalidParameterError
 
+MAX_LIMIT = 1000
+"""The largest page a list answers (CONTRACT.md: limit 1-1000, else a 400)."""
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[Any])
+
+
+def check_limit(limit: int) -> None:
+    """Refuse a page limit outside 1-MAX_LIMIT (a 400 naming ``limit``)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidParameterError(f"limit must be 1-{MAX_LIMIT}, not {limit}", param="limit")
 
 
 def make_cursor(kind: str, *values: Any) -> str:
