@@ -610,8 +610,8 @@ async function driftView(state) {
     el("td", {}, resourceLink(d.id, {})),
     el("td", { class: `kind-${d.kind}` }, d.kind),
     el("td", { class: "mono" }, d.field || ""),
-    el("td", { class: "mono old" }, showValue(d.expected)),
-    el("td", { class: "mono new" }, showValue(d.actual)),
+    el("td", { class: "mono old" }, d.field === null ? "" : showValue(d.expected)),
+    el("td", { class: "mono new" }, d.field === null ? "" : showValue(d.actual)),
     el("td", {}, showTime(d.since)),
     el("td", {}, actorText(d.actor))));
   box.append(el("p", { class: "muted", id: "drift-count" }, answer.items.length ? `${answer.items.length} differences` : "No drift."),
