@@ -1,4 +1,5 @@
-"""The read-side endpoints: inventory, one resource, its history, changes and relations.
+"""The read-side endpoints: inventory, one resource, its history, changes, relations, and
+rollback targets and plans.
 
 Each handler parses the raw request strings (a malformed one is a 400 naming it), calls one
 query of :mod:`projections.queries` and renders its msgspec answer; the queries judge what
@@ -11,14 +12,21 @@ percent-encoded segment (``/resources/lab%2Fqemu%2F100``); the catch-all route o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+import msgspec
 from aiohttp import web
 
-from projections import queries
+from projections import queries, rollback
 
-from .errors import BadParameterError, NotFoundError
-from .params import at_or_position, check_resource_id, optional_text, optional_time, parse_limit
+from .errors import BadParameterError
+from .params import (
+    MAX_CURSOR,
+    at_or_position,
+    check_resource_id,
+    check_text,
+    optional_text,
+    optional_time,
+    parse_limit,
+)
 from .responses import render
 from .services import services_of
 
@@ -26,8 +34,11 @@ RESOURCE_ID = web.RequestKey("resource_id", str)
 """The resource id the ``/resources/{id}...`` route found in the path (see :mod:`api.routes`)."""
 
 
-def _cursor(query: web.Request) -> str | None:
-    return optional_text(query.query, "cursor")
+def _cursor(request: web.Request) -> str | None:
+    cursor = request.query.get("cursor")
+    if cursor is not None:
+        check_text("cursor", cursor, MAX_CURSOR)
+    return cursor
 
 
 async def inventory(request: web.Request) -> web.Response:
@@ -82,8 +93,7 @@ async def changes(request: web.Request) -> web.Response:
         raise BadParameterError("since", "is required (an RFC 3339 time)")
     page = await queries.changes(
         services_of(request).store,
-        # With a cursor the window is the cursor's own; since is then not read.
-        since=since or datetime.min.replace(tzinfo=UTC),
+        since=since,  # with a cursor: the cursor's own window (a different since is a 400)
         until=optional_time(query, "until"),
         type=optional_text(query, "type"),
         limit=parse_limit(query),
@@ -106,5 +116,17 @@ async def relations(request: web.Request) -> web.Response:
 
 
 async def rollback_targets(request: web.Request) -> web.Response:
-    """Not served by this version (rollback planning is a later issue)."""
-    raise NotFoundError("rollback targets are not available in this version of pvetrail")
+    """The points a guest can be taken back to, newest first."""
+    targets = await rollback.rollback_targets(services_of(request).store, request[RESOURCE_ID])
+    return render(targets)
+
+
+async def rollback_plan(request: web.Request) -> web.Response:
+    """The Proxmox VE calls that would take a guest back to a target (nothing is run)."""
+    raw = await request.read()
+    try:
+        body = msgspec.json.decode(raw, type=rollback.PlanRequest)
+    except msgspec.DecodeError as exc:
+        raise BadParameterError("body", str(exc)) from None
+    check_resource_id("resource", body.resource)
+    return render(await rollback.plan_rollback(services_of(request).store, body))

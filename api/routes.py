@@ -13,6 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from projections.models import ChangesPage, HistoryPage, InventoryPage, RelationGraph, Resource
+from projections.rollback import PlanRequest, RollbackPlan, RollbackTargets
 
 from . import handlers, resources, webview
 from .middleware import ROUTE
@@ -132,6 +133,34 @@ GET_RELATIONS = Operation(
     errors=(400, 422, 503),
 )
 
+
+# -- rollback ------------------------------------------------------------------------------
+GET_ROLLBACK_TARGETS = Operation(
+    method="GET",
+    path="/api/v1/resources/{id}/rollback-targets",
+    handler=resources.rollback_targets,
+    operation_id="getRollbackTargets",
+    summary="The points a guest can be taken back to (past configurations, snapshots, "
+    "backups), newest first; 422 for a resource that is no guest",
+    answer=RollbackTargets,
+    params=[ID_IN_PATH],
+    errors=(400, 404, 422, 503),
+    routed=False,
+    tag="rollback",
+)
+CREATE_ROLLBACK_PLAN = Operation(
+    method="POST",
+    path="/api/v1/rollback-plans",
+    handler=resources.rollback_plan,
+    operation_id="createRollbackPlan",
+    summary="The Proxmox VE calls that would take a guest back to a time, position, snapshot "
+    "or backup; changes nothing (open to readers)",
+    answer=RollbackPlan,
+    body=PlanRequest,
+    errors=(400, 404, 413, 422, 503),
+    tag="rollback",
+)
+
 # -- the log, resyncs and the process ------------------------------------------------------
 LIST_EVENTS = Operation(
     method="GET",
@@ -233,6 +262,8 @@ OPERATIONS: tuple[Operation, ...] = (
     GET_RESOURCE_HISTORY,
     LIST_CHANGES,
     GET_RELATIONS,
+    GET_ROLLBACK_TARGETS,
+    CREATE_ROLLBACK_PLAN,
     LIST_EVENTS,
     CHECK_INTEGRITY,
     CREATE_RESYNC,
@@ -279,7 +310,7 @@ def checked(op: Operation) -> Handler:
 _BY_SUB_RESOURCE: dict[str | None, Handler] = {
     None: checked(GET_RESOURCE),
     "history": checked(GET_RESOURCE_HISTORY),
-    "rollback-targets": resources.rollback_targets,  # not served yet: a 404 whatever the query
+    "rollback-targets": checked(GET_ROLLBACK_TARGETS),
 }
 
 

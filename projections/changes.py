@@ -13,7 +13,7 @@ from typing import Any
 
 from eventstore import EventStore, format_time, parse_time, utcnow
 
-from .cursors import check_limit, make_cursor, read_cursor
+from .cursors import check_limit, cursor_key, make_cursor, read_cursor
 from .dialects import dialect_for
 from .diff import diff_states, initial_changes
 from .errors import InvalidParameterError, UnprocessableError
@@ -37,7 +37,7 @@ _CANDIDATES = (
 async def changes(
     store: EventStore,
     *,
-    since: datetime,
+    since: datetime | None = None,
     until: datetime | None = None,
     type: str | None = None,
     limit: int = 100,
@@ -51,15 +51,21 @@ async def changes(
     """
     check_limit(limit)
     dialect = dialect_for(store)
+    key = await cursor_key(store)
+    query: dict[str, Any] = {
+        "since": None if since is None else format_time(since),
+        "until": None if until is None else format_time(until),
+        "type": type,
+    }
     after = ""
     async with store.read_connection() as conn:
         if cursor is not None:
-            p, since_text, until_text, after = read_cursor(cursor, "chg", (int, str, str, str))
-            try:
-                since, until = parse_time(since_text), parse_time(until_text)
-            except ValueError as exc:
-                raise InvalidParameterError("cursor is malformed", param="cursor") from exc
+            query, (p, after) = read_cursor(key, cursor, "chg", query, (int, str))
+            since, until = parse_time(query["since"]), parse_time(query["until"])
+            type = query["type"]
         else:
+            if since is None:
+                raise InvalidParameterError("since is required (an RFC 3339 time)", param="since")
             now = utcnow()
             check_past(since, "since", now)
             check_past(until, "until", now)
@@ -67,6 +73,9 @@ async def changes(
             if since > until:
                 raise UnprocessableError("since is after until", param="until")
             p = await read_checkpoint(dialect, conn)
+            # A first page without until answers up to now: later pages keep that end.
+            query["until"] = format_time(until)
+        assert since is not None
         assert until is not None
         start = Point.of_time(dialect, since, p)
         end = Point.of_time(dialect, until, p)
@@ -95,9 +104,7 @@ async def changes(
                         break
             if len(ids) < limit:
                 break
-    next_cursor = (
-        make_cursor("chg", p, format_time(since), format_time(until), after) if more else None
-    )
+    next_cursor = make_cursor(key, "chg", query, p, after) if more else None
     return ChangesPage(since=since, until=until, items=items, next_cursor=next_cursor)
 
 

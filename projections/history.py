@@ -21,9 +21,9 @@ from collectors.events import (
     UnknownEventError,
     decode,
 )
-from eventstore import Actor, Connection, EventStore, utcnow
+from eventstore import Actor, Connection, EventStore, format_time, parse_time, utcnow
 
-from .cursors import check_limit, make_cursor, read_cursor
+from .cursors import check_limit, cursor_key, make_cursor, read_cursor
 from .dialect import ProjectionDialect, records
 from .dialects import dialect_for
 from .diff import initial_changes
@@ -32,6 +32,14 @@ from .models import HistoryEntry, HistoryPage
 from .points import check_past
 
 _actor_decoder = msgspec.json.Decoder(Actor)
+
+HEAD_POSITION = "SELECT MAX(position) FROM events"
+
+
+def _time(text: str | None) -> datetime | None:
+    """A time a (signed) cursor carries."""
+    return None if text is None else parse_time(text)
+
 
 STREAM_EVENTS = (
     "SELECT version, position, type, schema_version, observed_at, observed_after, actor, "
@@ -62,12 +70,16 @@ async def stream_events(
     after_version: int = 0,
     since: datetime | None = None,
     until: datetime | None = None,
+    until_position: int | None = None,
     limit: int | None = None,
 ) -> list[StreamEvent]:
     """The events of a stream after ``after_version``, oldest first, observed in
-    ``(since, until]``, at most ``limit``."""
+    ``(since, until]`` and at or before ``until_position``, at most ``limit``."""
     sql = STREAM_EVENTS
     args: list[Any] = [stream_id, after_version]
+    if until_position is not None:
+        sql += " AND position <= ?"
+        args.append(until_position)
     if since is not None:
         sql += " AND observed_at > ?"
         args.append(dialect.time_in(since))
@@ -128,19 +140,30 @@ async def history(
     """A resource's events, oldest first, with field-level changes, actor and the window in
     which each change happened (``observed_after`` to ``observed_at``), read from the log.
 
-    A discovery lists its initial fields as changes from null; a removal lists none.
+    A discovery lists its initial fields as changes from null; a removal lists none. Every
+    page of one listing answers from the log as it was at the first page (its head then):
+    events appended later wait for a new listing.
     """
     check_limit(limit)
-    now = utcnow()
-    check_past(since, "since", now)
-    check_past(until, "until", now)
-    if since is not None and until is not None and since > until:
-        raise UnprocessableError("since is after until", param="until")
     dialect = dialect_for(store)
+    key = await cursor_key(store)
+    query: dict[str, Any] = {
+        "id": resource_id,
+        "since": None if since is None else format_time(since),
+        "until": None if until is None else format_time(until),
+    }
     after_version = 0
-    if cursor is not None:
-        (after_version,) = read_cursor(cursor, "hist:" + resource_id, (int,))
     async with store.read_connection() as conn:
+        if cursor is not None:
+            query, (head, after_version) = read_cursor(key, cursor, "hist", query, (int, int))
+            since, until = _time(query["since"]), _time(query["until"])
+        else:
+            now = utcnow()
+            check_past(since, "since", now)
+            check_past(until, "until", now)
+            if since is not None and until is not None and since > until:
+                raise UnprocessableError("since is after until", param="until")
+            head = int(await conn.fetchval(HEAD_POSITION) or 0)
         found = await stream_events(
             dialect,
             conn,
@@ -148,6 +171,7 @@ async def history(
             after_version=after_version,
             since=since,
             until=until,
+            until_position=head,
             limit=limit + 1,
         )
         if not found and cursor is None:
@@ -159,5 +183,5 @@ async def history(
     items = [history_entry(dialect, event) for event in found[:limit]]
     next_cursor = None
     if len(found) > limit:
-        next_cursor = make_cursor("hist:" + resource_id, int(found[limit - 1].version))
+        next_cursor = make_cursor(key, "hist", query, head, int(found[limit - 1].version))
     return HistoryPage(items=items, next_cursor=next_cursor)

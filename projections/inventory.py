@@ -13,7 +13,7 @@ import msgspec
 
 from eventstore import Connection, EventStore, format_time
 
-from .cursors import check_limit, make_cursor, read_cursor
+from .cursors import check_limit, cursor_key, make_cursor, read_cursor
 from .dialect import ProjectionDialect
 from .dialects import dialect_for
 from .errors import NotFoundError
@@ -52,12 +52,29 @@ async def inventory(
     if limit is not None:
         check_limit(limit)
     dialect = dialect_for(store)
+    key = await cursor_key(store)
+    query: dict[str, Any] = {
+        "at": None if at is None else format_time(at),
+        "position": position,
+        "type": type,
+        "node": node,
+        "status": status,
+        "tag": tag,
+        "pool": pool,
+        "q": q,
+        "include_removed": include_removed or None,
+    }
     async with store.read_connection() as conn:
         after: str | None = None
         if cursor is not None:
             optional = (str, _NONE)
-            p, bound, at_text, after = read_cursor(cursor, "inv", (int, optional, optional, str))
+            query, (p, bound, at_text, after) = read_cursor(
+                key, cursor, "inv", query, (int, optional, optional, str)
+            )
             point = point_from_cursor(dialect, p, bound, at_text)
+            type, node, status = query["type"], query["node"], query["status"]
+            tag, pool, q = query["tag"], query["pool"], query["q"]
+            include_removed = bool(query["include_removed"])
         else:
             point = await resolve_point(dialect, conn, at, position)
         filters = Filters(type, node, status, tag, pool, q)
@@ -74,7 +91,9 @@ async def inventory(
     next_cursor = None
     if limit is not None and len(found) > limit:
         bound_text, at_text = cursor_times(point, dialect)
-        next_cursor = make_cursor("inv", point.position, bound_text, at_text, items[-1].id)
+        next_cursor = make_cursor(
+            key, "inv", query, point.position, bound_text, at_text, items[-1].id
+        )
     return InventoryPage(at=point.at, position=point.position, items=items, next_cursor=next_cursor)
 
 

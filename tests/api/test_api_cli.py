@@ -234,7 +234,9 @@ def test_an_unmigrated_database_is_named(
     assert "not migrated" in err
 
 
-@pytest.mark.parametrize("name", ["serve", "demo", "show", "history", "changes", "inventory"])
+@pytest.mark.parametrize(
+    "name", ["serve", "demo", "show", "history", "changes", "inventory", "plan"]
+)
 def test_every_command_has_help_with_examples(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -245,6 +247,51 @@ def test_every_command_has_help_with_examples(
     text = capsys.readouterr().out
     assert "examples:" in text
     assert f"  pvetrail {name}" in text
+
+
+def test_plan_command_prints_numbered_pvesh_lines(
+    seeded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", WEB, "--to", iso(15)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"rollback plan for {WEB}: 3 step(s), 1 disruptive\n")
+    assert "based on config digest d2" in out
+    assert " 1. config  [needs reboot]\n    pvesh set /nodes/pve2/qemu/100/config " in out
+    assert "--memory 2048 --digest d2" in out
+    assert (
+        " 2. migrate\n    pvesh create /nodes/pve2/qemu/100/migrate --target pve1 --online 1" in out
+    )
+    assert " 3. reboot  [DISRUPTIVE; needs reboot]\n" in out
+    assert main(["plan", WEB, "--to", iso(15), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [s["action"] for s in plan["steps"]] == ["config", "migrate", "reboot"]
+    assert main(["plan", WEB, "--to", iso(45)]) == 0  # the state it has now
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_plan_command_exits_1_with_blockers(
+    seeded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", DB, "--to", iso(15)]) == 1  # removed, and no backup of it
+    out = capsys.readouterr().out
+    assert "blocker(s)" in out.splitlines()[0]
+    assert "blockers:\n  - the guest at the target is gone and no backup" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "lab/qemu/999", "--to", iso(15)], "has ever been seen"),
+        (["plan", WEB, "--to", iso(5)], "did not exist"),
+        (["plan", WEB, "--snapshot", "nope"], "no snapshot"),
+        (["plan", "lab/node/pve1", "--to", iso(15)], "not a guest"),
+    ],
+)
+def test_plan_command_errors_exit_2(
+    seeded_url: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 def run_serve(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -173,5 +173,24 @@ def test_answers_about_each_recorded_resource_match_the_document(live_url: str) 
                 path_parameters={"id": rid}, query={"at": "2000-01-01T00:00:00Z"}
             ),
             schema["/api/v1/resources/{id}/history"]["GET"].Case(path_parameters={"id": rid}),
+            schema["/api/v1/resources/{id}/rollback-targets"]["GET"].Case(
+                path_parameters={"id": rid}
+            ),
+            schema["/api/v1/rollback-plans"]["POST"].Case(
+                body={"resource": rid, "target": {"at": "2000-01-01T00:00:00Z"}},
+                media_type="application/json",
+            ),
         ):
             case.call_and_validate(base_url=live_url, headers=headers)
+    # a plan back to each version, snapshot and backup of each guest answers as documented
+    for rid in [i for i in ids if i.split("/")[1] in ("qemu", "lxc")] + ["lab/qemu/101"]:
+        targets = schema["/api/v1/resources/{id}/rollback-targets"]["GET"].Case(
+            path_parameters={"id": rid}
+        )
+        for target in targets.call(base_url=live_url, headers=headers).json()["items"]:
+            key = {"version": "position", "snapshot": "snapshot", "backup": "backup"}
+            value = target[key[target["kind"]]]
+            schema["/api/v1/rollback-plans"]["POST"].Case(
+                body={"resource": rid, "target": {key[target["kind"]]: value}},
+                media_type="application/json",
+            ).call_and_validate(base_url=live_url, headers=headers)

@@ -140,6 +140,7 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
                 assert entry["observed_after"] is not None
                 assert parse_time(entry["observed_after"]) <= after
                 assert parse_time(entry["observed_at"]) >= before
+
                 # History reads the log; the resource, the projections, which follow it.
                 async def projected() -> Any:
                     status, now = await get("/api/v1/resources/lab/qemu/101")
