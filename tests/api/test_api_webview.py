@@ -259,6 +259,21 @@ def test_the_web_view_in_a_real_browser(browser: Any, live_url: str, screenshots
     browser.set_window_size(1280, 1500)  # state, relations, timeline and history in one shot
     page.shoot("resource")
     browser.set_window_size(1280, 860)
+    # Its rollback targets, and a plan for one: steps as pvesh lines, the disruptive marked.
+    targets = page.until("the rollback targets", lambda: page.texts("#targets tbody tr"))
+    snapshot = next(i for i, row in enumerate(targets) if "snapshot before-upgrade:" in row)
+    browser.find_elements("css selector", "#targets button.plan-button")[snapshot].click()
+    steps = page.until("the plan", lambda: page.texts("#plan ol.steps li"))
+    assert all(step.startswith("pvesh ") for step in steps), steps
+    assert any(
+        "pvesh create /nodes/pve2/qemu/100/snapshot/before-upgrade/rollback" in step
+        for step in page.texts("#plan ol.steps li.disruptive")
+    ), steps
+    assert page.texts("#plan .badge.disruptive")
+    browser.set_window_size(1280, 1700)
+    browser.execute_script("document.getElementById('plan').scrollIntoView()")
+    browser.save_screenshot(str(screenshots / "plan.png"))
+    browser.set_window_size(1280, 860)
     # Its timeline: a change's window is a span; a click shows the change.
     browser.find_elements("css selector", "svg.timeline rect.span")[-1].click()
     assert "between" in page.until("the change's detail", lambda: page.text("#detail"))
@@ -282,7 +297,7 @@ def test_screenshots_in_docs_are_real_pngs() -> None:
     """The committed screenshots came from the browser test: real, small PNG files."""
     folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     shots = sorted(folder.glob("*.png"))
-    assert {p.stem for p in shots} >= {"inventory", "resource", "timeline", "changes"}
+    assert {p.stem for p in shots} >= {"inventory", "resource", "plan", "timeline", "changes"}
     for shot in shots:
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", shot
