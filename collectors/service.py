@@ -52,7 +52,7 @@ from .clocks import WARN_S
 from .config import ClusterConfig
 from .observe import Observation, Observer
 from .state import Known, Planned, attribute, diff, diff_resources, diff_tasks
-from .values import GUEST_TYPES, as_int, same
+from .values import GUEST_TYPES, as_int, same, upid_started
 from .windows import Windows
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,13 @@ class _Cluster:
         # forgets them (Known.forget_tasks), so they would otherwise be recorded again.
         oldest = time.time() - TASK_MEMORY.total_seconds()
         obs.tasks = [t for t in obs.tasks if (as_int(t.get("starttime")) or 0) >= oldest]
+        prefix = f"{self.name}/task/"
+        planned = [
+            item
+            for item in planned
+            if not item.stream_id.startswith(prefix)
+            or (upid_started(item.stream_id.removeprefix(prefix)) or 0) >= oldest
+        ]
         for attempt in range(CONCURRENCY_RETRIES + 1):
             known = self.known
             if attempt:
