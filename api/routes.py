@@ -15,7 +15,7 @@ from aiohttp import web
 from projections.models import ChangesPage, HistoryPage, InventoryPage, RelationGraph, Resource
 from projections.rollback import PlanRequest, RollbackPlan, RollbackTargets
 
-from . import handlers, resources
+from . import handlers, resources, webview
 from .middleware import ROUTE
 from .models import (
     Alive,
@@ -278,13 +278,23 @@ OPERATIONS: tuple[Operation, ...] = (
 """Every operation, in the OpenAPI document's order."""
 
 
+WEB_VIEW: tuple[tuple[str, Handler], ...] = (
+    ("/", webview.index),
+    ("/ui/{name}", webview.static),
+)
+"""The web view's page and static files: no API operations (not in the OpenAPI document),
+open without a token (``api.auth.is_open``)."""
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     """Route every operation: each routed one on its own path, the resource ones on the
-    ``/resources/{id}...`` catch-all."""
+    ``/resources/{id}...`` catch-all; then the web view."""
     for op in OPERATIONS:
         if op.routed:
             router.add_route(op.method, op.path, checked(op))
     router.add_get(RESOURCES_PREFIX + "{tail:.+}", resource_dispatch)
+    for path, handler in WEB_VIEW:
+        router.add_get(path, handler)
 
 
 def checked(op: Operation) -> Handler:
