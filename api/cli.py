@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "history",
     "changes",
     "inventory",
+    "drift",
 )
 
 

@@ -62,6 +62,8 @@ async def serve(
             collectors=collectors,
             projections=ProjectionRunner(store),
             clusters=[c.name for c in config.clusters],
+            desired_dir=config.desired_dir,
+            drift_ignore=config.drift_ignore,
         )
         try:
             runner = await run_site(app, host, port)

@@ -1,0 +1,85 @@
+"""Drift against a desired set: what in Proxmox differs from what the set says it should be.
+
+Each spec finds its resources by id, or by cluster, type and name; only the fields it names
+are compared (partial specs), each as Proxmox means values, with the configuration's and the
+spec's ignore patterns. A spec that finds nothing is ``missing``; with ``unmanaged``, each
+guest that no spec found is ``unmanaged``. ``since``/``actor`` come from the log
+(:mod:`projections.drift.timeline`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from collectors.values import GUEST_TYPES
+from projections.models import Resource
+
+from .compare import Ignore, absent, differs, holding, present, state_of, value_of
+from .desired import DesiredDocument, DesiredResource
+from .models import DriftItem
+from .timeline import NEVER, Timelines
+
+
+async def desired_items(
+    document: DesiredDocument,
+    now: list[Resource],
+    ignore: Ignore,
+    timelines: Timelines,
+    *,
+    unmanaged: bool = False,
+) -> list[DriftItem]:
+    """The differences between the inventory now and the set, by id and field."""
+    by_id = {r.id: r for r in now}
+    by_name: dict[tuple[str, str, str], list[Resource]] = defaultdict(list)
+    for resource in now:
+        if resource.name is not None:
+            by_name[(resource.cluster, resource.type, resource.name)].append(resource)
+    covered: set[str] = set()
+    items: dict[tuple[str, str, str], DriftItem] = {}
+    for spec in document.resources:
+        rules = ignore.with_more(spec.ignore)
+        matched = _matched(spec, by_id, by_name)
+        if not matched:
+            item = await _missing(spec, timelines)
+            items.setdefault((item.id, "", item.kind), item)
+            continue
+        for resource in matched:
+            covered.add(resource.id)
+            state = state_of(resource)
+            for field, expected in spec.fields.items():
+                actual = value_of(state, field)
+                if rules(field) or not differs(field, expected, actual, rules):
+                    continue
+                away = await timelines.departure(resource.id, holding(field, expected, rules))
+                key = (resource.id, field, "changed")
+                items.setdefault(key, away.item(resource.id, "changed", field, expected, actual))
+    if unmanaged:
+        for resource in now:
+            if resource.type in GUEST_TYPES and resource.id not in covered:
+                away = await timelines.departure(resource.id, absent)
+                items[(resource.id, "", "unmanaged")] = away.item(resource.id, "unmanaged")
+    return [items[key] for key in sorted(items)]
+
+
+def _matched(
+    spec: DesiredResource,
+    by_id: dict[str, Resource],
+    by_name: dict[tuple[str, str, str], list[Resource]],
+) -> list[Resource]:
+    match = spec.match
+    if match.id is not None:
+        found = by_id.get(match.id)
+        return [found] if found is not None else []
+    # All three are there: checked when the set was parsed.
+    return by_name.get((match.cluster or "", match.type or "", match.name or ""), [])
+
+
+async def _missing(spec: DesiredResource, timelines: Timelines) -> DriftItem:
+    match = spec.match
+    if match.id is not None:
+        rid = match.id
+        away = await timelines.departure(rid, present)  # its removal, if it ever existed
+    else:
+        rid = f"{match.cluster}/{match.type}?name={match.name}"
+        away = NEVER
+    return away.item(rid, "missing")

@@ -1,0 +1,109 @@
+"""When a value last changed away from what was expected, and who did it: from the log.
+
+A resource's history (:func:`projections.queries.history`) is folded into its successive
+states, up to the report's position; the answer is the last event after which the state no
+longer had the expected value while the one before it had (a resource that did not exist has
+no fields: its discovery is a change from nothing, its removal a change to nothing). None when
+the state never had it. Each resource's history is read once per report, however many of its
+fields drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from collectors.events import CREATES, ENDS, apply_changes
+from eventstore import Actor, EventStore
+
+from .. import queries
+from ..errors import NotFoundError
+from ..models import HistoryEntry
+from .models import DriftItem, DriftKind
+
+State = Mapping[str, Any] | None
+"""A resource's fields after an event; None while it does not exist."""
+
+Expected = Callable[[State], bool]
+"""Whether a state holds the expected value."""
+
+PAGE = 1000
+
+
+class Departure(NamedTuple):
+    """The change away from the expected value: when it was observed and who made it."""
+
+    since: datetime | None
+    actor: Actor | None
+
+    def item(
+        self,
+        resource_id: str,
+        kind: DriftKind,
+        field: str | None = None,
+        expected: Any = None,
+        actual: Any = None,
+    ) -> DriftItem:
+        """A drift item that began with this departure."""
+        return DriftItem(
+            id=resource_id,
+            kind=kind,
+            field=field,
+            expected=expected,
+            actual=actual,
+            since=self.since,
+            actor=self.actor,
+        )
+
+
+NEVER = Departure(None, None)
+
+
+class Timelines:
+    """Resources' states through their history, read at most once each, up to ``position``."""
+
+    def __init__(self, store: EventStore, position: int) -> None:
+        self.store = store
+        self.position = position
+        self._states: dict[str, list[tuple[HistoryEntry, State]]] = {}
+
+    async def states(self, resource_id: str) -> list[tuple[HistoryEntry, State]]:
+        """Each event of the resource within the position, with the state it left."""
+        found = self._states.get(resource_id)
+        if found is None:
+            found = self._states[resource_id] = await self._read(resource_id)
+        return found
+
+    async def _read(self, resource_id: str) -> list[tuple[HistoryEntry, State]]:
+        steps: list[tuple[HistoryEntry, State]] = []
+        state: State = None
+        cursor: str | None = None
+        while True:
+            try:
+                page = await queries.history(self.store, resource_id, limit=PAGE, cursor=cursor)
+            except NotFoundError:
+                return steps  # never seen: no history
+            for entry in page.items:
+                if entry.position > self.position:
+                    return steps
+                if entry.event in CREATES:
+                    state = apply_changes({}, list(entry.changes))
+                elif entry.event in ENDS:
+                    state = None
+                else:
+                    state = apply_changes(dict(state or {}), list(entry.changes))
+                steps.append((entry, state))
+            cursor = page.next_cursor
+            if cursor is None:
+                return steps
+
+    async def departure(self, resource_id: str, expected: Expected) -> Departure:
+        """The last change after which the state stopped holding the expected value."""
+        last = NEVER
+        before: State = None
+        for entry, state in await self.states(resource_id):
+            if expected(before) and not expected(state):
+                last = Departure(entry.observed_at, entry.actor)
+            before = state
+        return last
