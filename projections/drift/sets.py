@@ -65,6 +65,7 @@ class DesiredSets:
         self.directory = Path(directory) if directory is not None else None
         self._files: dict[Path, _File] = {}
         self._lock = asyncio.Lock()
+        self._problem: str | None = None
 
     async def put(self, name: str, document: DesiredDocument, stored_by: str) -> DesiredSet:
         """Store (or replace) a set."""
@@ -126,8 +127,12 @@ class DesiredSets:
     async def _read_directory(self) -> dict[Path, _File]:
         if self.directory is None:
             return {}
-        async with self._lock:  # one re-read at a time; the others take its result
-            self._files = await asyncio.to_thread(_read, self.directory, self._files)
+        async with self._lock:  # one re-read at a time
+            self._files, problem = await asyncio.to_thread(_read, self.directory, self._files)
+            if problem is not None and problem != self._problem:
+                # Once, not at every question: the directory may appear later (a checkout).
+                log.warning("%s", problem)
+            self._problem = problem
             return self._files
 
 
@@ -153,13 +158,13 @@ def _info(found: DesiredSet) -> DesiredSetInfo:
     )
 
 
-def _read(directory: Path, known: dict[Path, _File]) -> dict[Path, _File]:
-    """The directory's set files, parsing only those that are new or changed since ``known``."""
+def _read(directory: Path, known: dict[Path, _File]) -> tuple[dict[Path, _File], str | None]:
+    """The directory's set files, parsing only those that are new or changed since ``known``;
+    or why the directory cannot be read."""
     try:
         paths = sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())
     except OSError as exc:
-        log.warning("cannot read desired_dir %s: %s", directory, exc.strerror or exc)
-        return {}
+        return {}, f"cannot read desired_dir {directory}: {exc.strerror or exc}"
     files: dict[Path, _File] = {}
     for path in paths:
         try:
@@ -171,7 +176,7 @@ def _read(directory: Path, known: dict[Path, _File]) -> dict[Path, _File]:
         if entry is None or entry.stamp != stamp:
             entry = _parse(path, stamp)
         files[path] = entry
-    return files
+    return files, None
 
 
 def _parse(path: Path, stamp: tuple[int, int]) -> _File:

@@ -345,3 +345,18 @@ async def test_the_openapi_document_describes_drift_and_desired_sets(server: Ser
     assert set(put_op["requestBody"]["content"]) == {"application/json", "application/yaml"}
     assert {"400", "413", "415", "422"} <= set(put_op["responses"])
     assert "DriftItem" in doc["components"]["schemas"]
+
+
+async def test_a_desired_dir_that_does_not_exist_yet_holds_no_sets(
+    seeded: EventStore, serve_app: ServerFactory, tmp_path: Path
+) -> None:
+    directory = tmp_path / "later"
+    server = await serve_app(desired_dir=str(directory))
+    for _ in range(2):
+        status, listed, _ = await server.get("/api/v1/desired")
+        assert (status, listed) == (200, {"items": []})
+    directory.mkdir()
+    (directory / "edge.json").write_text(json.dumps({"resources": [{"match": {"id": WEB}}]}))
+    status, listed, _ = await server.get("/api/v1/desired")
+    assert [i["name"] for i in listed["items"]] == ["edge"]
+    assert await all_items(server, "desired=edge") == []

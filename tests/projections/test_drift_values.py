@@ -233,3 +233,13 @@ def test_yaml_aliases_cannot_expand_a_small_body_into_a_huge_document() -> None:
     with pytest.raises(UnprocessableError) as caught:
         parse_document(body, yaml_text=True)
     assert "expands" in caught.value.detail
+
+
+def test_the_documented_example_set_parses() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "drift.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    document = parse_document(block.encode(), yaml_text=True)
+    assert [spec.match.id for spec in document.resources] == ["lab/qemu/100", None]
+    assert document.resources[0].fields["config.scsi0.size"] == "32G"
