@@ -53,8 +53,12 @@ def create_app(
     clusters: Sequence[str] = (),
     desired_dir: str | None = None,
     drift_ignore: Sequence[str] = (),
+    hosts: Sequence[str] | None = None,
 ) -> web.Application:
     """The app over ``store``; it starts and stops ``projections`` and ``collectors`` with itself.
+
+    ``hosts``: the only ``Host`` names it answers (None: any); ``serve`` gives the listen
+    address, the loopback names and ``api.allowed_hosts`` when no token is configured.
 
     The store itself belongs to the caller, who closes it after the app has stopped.
     """
@@ -71,7 +75,13 @@ def create_app(
         drift_ignore=tuple(drift_ignore),
     )
     app = web.Application(
-        middlewares=[make_middleware(auth, metrics)],
+        middlewares=[
+            make_middleware(
+                auth,
+                metrics,
+                hosts=None if hosts is None else frozenset(h.lower() for h in hosts),
+            )
+        ],
         client_max_size=MAX_BODY,
         handler_args={
             "access_log": None,  # the middleware logs each request, with its id

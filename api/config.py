@@ -37,6 +37,9 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """The ``[api]`` table."""
 
     listen: str = DEFAULT_LISTEN
+    allowed_hosts: list[str] = []
+    """Host names answered besides the listen address while no token is configured (a page
+    of another site, rebinding its name to this address, is refused)."""
     webhook_secret_env: str | None = None
     tokens: list[TokenConfig] = []
 

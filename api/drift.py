@@ -11,13 +11,14 @@ from aiohttp import web
 
 from projections.drift import ANONYMOUS, DesiredSetList, drift, parse_document
 
-from .errors import ApiError, BadParameterError
+from .errors import BadParameterError
+from .middleware import JSON_BODIES, YAML_BODIES
 from .params import optional_text, optional_time, parse_limit
 from .responses import render
 from .services import services_of
 
-BODY_TYPES = {"application/json": False, "application/yaml": True}
-"""The media types a desired set may be sent as, and whether each is YAML."""
+BODY_TYPES = (*sorted(JSON_BODIES), *sorted(YAML_BODIES))
+"""The media types a desired set may be sent as (the middleware refuses others with 415)."""
 
 
 async def report(request: web.Request) -> web.Response:
@@ -40,13 +41,7 @@ async def report(request: web.Request) -> web.Response:
 async def put_desired(request: web.Request) -> web.Response:
     """Store a desired-state set (JSON, or YAML as ``application/yaml``); a bad one is not
     stored and nothing changes."""
-    yaml_text = BODY_TYPES.get(request.content_type)
-    if yaml_text is None:
-        raise ApiError(
-            f"a desired set is sent as {' or '.join(BODY_TYPES)}, not {request.content_type}",
-            status=415,
-            title="Unsupported Media Type",
-        )
+    yaml_text = request.content_type in YAML_BODIES
     services = services_of(request)
     document = parse_document(await request.read(), yaml_text=yaml_text)
     token = services.auth.identify(request.headers.get("Authorization"))

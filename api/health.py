@@ -83,11 +83,14 @@ async def _projections_check(projections: ProjectionsPort) -> Check:
     except Exception as exc:
         return Check(ok=False, detail=f"{type(exc).__name__}: {exc}")
     seconds = float(lag.get("seconds") or 0.0)
-    ok = seconds < MAX_LAG_SECONDS
+    # Stopped or failing is not ready even with nothing new to apply (no lag yet to see).
+    detail = projections.problem()
+    if detail is None and seconds >= MAX_LAG_SECONDS:
+        detail = f"projections lag {seconds:.0f} s (limit {MAX_LAG_SECONDS:.0f} s)"
     return Check(
-        ok=ok,
+        ok=detail is None,
         head=lag.get("head"),
         checkpoint=lag.get("checkpoint"),
         lag_seconds=round(seconds, 3),
-        detail=None if ok else f"projections lag {seconds:.0f} s (limit {MAX_LAG_SECONDS:.0f} s)",
+        detail=detail,
     )

@@ -79,6 +79,10 @@ class ServiceCollector(Collector):
             )
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+"""The ``method`` label's values (anything else counts as ``other``)."""
+
+
 class Metrics:
     """The app's registry and its HTTP instruments."""
 
@@ -101,6 +105,9 @@ class Metrics:
         self.registry.register(self.services)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
+        """Count one finished request (a method outside HTTP's own as ``other``: a client
+        must not be able to make up label values)."""
+        if method not in KNOWN_METHODS:
+            method = "other"
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)

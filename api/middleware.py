@@ -79,8 +79,67 @@ def _time_or_none(value: object) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def make_middleware(auth: Authenticator, metrics: Metrics) -> Any:
-    """The middleware, closed over the app's authenticator and metrics."""
+JSON_BODIES = frozenset({"application/json"})
+"""What every POST and PUT takes (a cross-site form can send none of these without CORS)."""
+YAML_BODIES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
+"""What desired sets also take."""
+ANY_BODY_PATHS = frozenset({"/api/v1/hooks/pve"})
+"""Routes that check a secret instead, and take a body of any type (Proxmox's webhook)."""
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _body_types(path: str) -> frozenset[str] | None:
+    """The content types a POST or PUT to ``path`` takes (None: any)."""
+    if path in ANY_BODY_PATHS:
+        return None
+    if path.startswith("/api/v1/desired/"):
+        return JSON_BODIES | YAML_BODIES
+    return JSON_BODIES
+
+
+def host_name(header: str) -> str:
+    """The name part of a ``Host`` header (no port, no IPv6 brackets), lower case."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _check_host(request: web.Request, hosts: frozenset[str]) -> None:
+    name = host_name(request.headers.get("Host", ""))
+    if name not in hosts:
+        raise ApiError(
+            f"this API serves anyone on its own address and so answers only requests for it "
+            f"({', '.join(sorted(hosts))}), not for {name or 'no Host'!r}: add the name to "
+            "api.allowed_hosts, or configure API tokens",
+            status=403,
+            title="Forbidden",
+        )
+
+
+def _check_body_type(request: web.Request) -> None:
+    if request.method not in ("POST", "PUT"):
+        return
+    allowed = _body_types(request.path)
+    if allowed is None or request.content_type in allowed:
+        return
+    given = request.headers.get("Content-Type")
+    raise ApiError(
+        f"{request.method} {request.path} takes Content-Type "
+        f"{' or '.join(sorted(allowed))}, not {given or 'none'}",
+        status=415,
+        title="Unsupported Media Type",
+    )
+
+
+def make_middleware(
+    auth: Authenticator, metrics: Metrics, *, hosts: frozenset[str] | None = None
+) -> Any:
+    """The middleware, closed over the app's authenticator and metrics.
+
+    ``hosts``: the only ``Host`` names answered (an API without tokens, so that a page whose
+    DNS name was rebound to this address cannot read it); None answers any.
+    """
 
     @web.middleware
     async def middleware(
@@ -101,6 +160,9 @@ def make_middleware(auth: Authenticator, metrics: Metrics) -> Any:
                     status=413,
                     title="Content Too Large",
                 )
+            if hosts is not None:
+                _check_host(request, hosts)
+            _check_body_type(request)
             if request.path not in OPEN_PATHS:
                 token = auth.identify(request.headers.get("Authorization"))
                 auth.authorize(token, request.method, request.path)
@@ -152,6 +214,8 @@ def _render(exc: Exception, request_id: str) -> web.Response:
             request_id=request_id,
             param=exc.param,
             extra=exc.extra,
+            # RFC 6750: a 401 names the scheme the client should use.
+            headers={"WWW-Authenticate": 'Bearer realm="pvetrail"'} if exc.status == 401 else None,
         )
     if isinstance(exc, web.HTTPException):
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}

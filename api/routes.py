@@ -200,7 +200,7 @@ PUT_DESIRED = Operation(
     answer=DesiredSet,
     params=[SET_NAME],
     body=DesiredDocument,
-    body_types=tuple(drift.BODY_TYPES),
+    body_types=drift.BODY_TYPES,
     errors=(400, 413, 415, 422, 503),
     tag="drift",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from collectors.secrets import check_key_env, load_fingerprint_key
 from collectors.service import CollectorService
@@ -21,6 +21,7 @@ from projections.runner import ProjectionRunner
 from .app import bound_port, create_app, run_site
 from .auth import check_listen, resolve_tokens
 from .config import Config, ConfigError, split_listen
+from .middleware import LOOPBACK_NAMES
 
 log = logging.getLogger("pvetrail.serve")
 
@@ -64,6 +65,7 @@ async def serve(
             clusters=[c.name for c in config.clusters],
             desired_dir=config.desired_dir,
             drift_ignore=config.drift_ignore,
+            hosts=answered_hosts(host, config.api.allowed_hosts) if not tokens else None,
         )
         try:
             runner = await run_site(app, host, port)
@@ -93,6 +95,13 @@ async def serve(
             loop.remove_signal_handler(signum)
     log.info("stopped")
     return 0
+
+
+def answered_hosts(listen_host: str, allowed: Sequence[str]) -> list[str]:
+    """The ``Host`` names an API without tokens answers: its listen address, the loopback
+    names (no other site can own them: a rebinding page has a name of its own) and the
+    configured ones."""
+    return [listen_host.strip("[]"), *LOOPBACK_NAMES, *allowed]
 
 
 def _on_signal(stop: asyncio.Event, signum: int) -> None:

@@ -48,6 +48,10 @@ BATCH_SIZE = 2000
 REBUILD_BATCH_SIZE = 50_000
 """Events per transaction in a rebuild (large: fewer commits and version UPDATEs)."""
 
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+"""After a failed batch the runner waits 1 s, then twice as long each time, up to a minute."""
+
 CACHE_LIMIT = 200_000
 """Resources the runner keeps in memory between batches before it starts again from the table."""
 
@@ -137,6 +141,8 @@ class ProjectionRunner:
         self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.failure: str | None = None
+        """The last unexpected error while it is being retried (None once a batch applies)."""
 
     @property
     def position(self) -> int | None:
@@ -166,7 +172,21 @@ class ProjectionRunner:
                 await task
         self.active = False
 
+    def problem(self) -> str | None:
+        """Why the projections are not following the log, for ``/readyz``; None while they
+        are (or while another process's runner holds the lock and this one stands by)."""
+        if self.error is not None:
+            return f"stopped: {self.error}"
+        if self.failure is not None:
+            return f"failing, retrying with backoff: {self.failure}"
+        if self._task is None or self._stopping:
+            return "not running"
+        if self._task.done():
+            return "the runner's task ended"
+        return None
+
     async def _run(self) -> None:
+        backoff = RETRY_FIRST_S
         while not self._stopping:
             try:
                 async with self.store.named_lock(RUNNER_LOCK, wait=False) as held:
@@ -176,6 +196,8 @@ class ProjectionRunner:
                         continue
                     while not self._stopping:
                         checkpoint = await self.catch_up()
+                        self.failure = None
+                        backoff = RETRY_FIRST_S
                         await self.store.wait_for_events(checkpoint, self.idle_timeout)
             except ProjectionStoppedError as exc:
                 self.error = exc
@@ -184,8 +206,16 @@ class ProjectionRunner:
                 return
             except (EventStoreError, ProjectionStateError) as exc:
                 self.active = False
-                log.warning("projection runner: %s; retrying in %.0f s", exc, 1.0)
-                await asyncio.sleep(1.0)
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.warning("projection runner: %s; retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+            except Exception as exc:  # a bug: say so loudly, keep trying, /readyz reports it
+                self.active = False
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.exception("projection runner failed unexpectedly; retrying in %.0f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX_S)
             finally:
                 self.active = False
 

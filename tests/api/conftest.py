@@ -72,6 +72,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
         clusters: Sequence[str] = (),
         desired_dir: str | None = None,
         drift_ignore: Sequence[str] = (),
+        hosts: Sequence[str] | None = None,
     ) -> Server:
         app = create_app(
             store,
@@ -81,6 +82,7 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
             clusters=clusters,
             desired_dir=desired_dir,
             drift_ignore=drift_ignore,
+            hosts=hosts,
         )
         runner = await run_site(app, "127.0.0.1", 0)
         runners.append(runner)

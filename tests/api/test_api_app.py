@@ -27,6 +27,7 @@ from tests.api.conftest import (
 )
 
 PROBLEM = "application/problem+json"
+JSON = {"Content-Type": "application/json"}
 
 
 def assert_problem(status: int, body: object, response: object, expected: int) -> dict[str, object]:
@@ -144,7 +145,7 @@ async def test_bodies_over_one_mebibyte_are_413(serve_app: ServerFactory) -> Non
     server = await serve_app(tokens=TOKENS, clusters=["lab"])
     big = b"{" + b" " * (1024 * 1024) + b"}"
     status, body, response = await server.request(
-        "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, data=io.BytesIO(big)
+        "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, data=io.BytesIO(big), headers=JSON
     )
     assert_problem(status, body, response, 413)
 
@@ -153,7 +154,7 @@ async def test_bodies_over_one_mebibyte_are_413(serve_app: ServerFactory) -> Non
             yield b" " * 65536
 
     status, body, response = await server.request(
-        "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, data=chunks()
+        "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, data=chunks(), headers=JSON
     )
     assert_problem(status, body, response, 413)
 
@@ -173,7 +174,7 @@ async def test_resync_bodies_are_checked(
 ) -> None:
     server = await serve_app(tokens=TOKENS, clusters=["lab"])
     status, answer, response = await server.request(
-        "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, data=body
+        "POST", "/api/v1/resyncs", token=OPERATOR_SECRET, data=body, headers=JSON
     )
     assert assert_problem(status, answer, response, status_code)["param"] == param
 
@@ -284,6 +285,9 @@ class LaggingProjections:
 
     async def lag(self) -> ProjectionLag:
         return ProjectionLag(head=12, checkpoint=10, seconds=self.seconds)
+
+    def problem(self) -> str | None:
+        return None
 
 
 class DownCollectors:
