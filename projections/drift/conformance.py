@@ -3,8 +3,8 @@
 Each spec finds its resources by id, or by cluster, type and name; only the fields it names
 are compared (partial specs), each as Proxmox means values, with the configuration's and the
 spec's ignore patterns. A spec that finds nothing is ``missing``; with ``unmanaged``, each
-guest that no spec found is ``unmanaged``. ``since``/``actor`` come from the log
-(:mod:`projections.drift.timeline`).
+guest that no spec found is ``unmanaged`` (``since``/``actor`` are read for them by
+:mod:`projections.drift.timeline`).
 """
 
 from __future__ import annotations
@@ -16,18 +16,12 @@ from projections.models import Resource
 
 from .compare import Ignore, absent, differs, holding, present, state_of, value_of
 from .desired import DesiredDocument, DesiredResource
-from .models import DriftItem
-from .timeline import NEVER, Timelines
+from .timeline import Difference
 
 
-async def desired_items(
-    document: DesiredDocument,
-    now: list[Resource],
-    ignore: Ignore,
-    timelines: Timelines,
-    *,
-    unmanaged: bool = False,
-) -> list[DriftItem]:
+def desired_differences(
+    document: DesiredDocument, now: list[Resource], ignore: Ignore, *, unmanaged: bool = False
+) -> list[Difference]:
     """The differences between the inventory now and the set, by id and field."""
     by_id = {r.id: r for r in now}
     by_name: dict[tuple[str, str, str], list[Resource]] = defaultdict(list)
@@ -35,14 +29,13 @@ async def desired_items(
         if resource.name is not None:
             by_name[(resource.cluster, resource.type, resource.name)].append(resource)
     covered: set[str] = set()
-    items: dict[tuple[str, str, str], DriftItem] = {}
+    found: dict[tuple[str, str, str], Difference] = {}
     for spec in document.resources:
         rules = ignore.with_more(spec.ignore)
         matched = _matched(spec, by_id, by_name)
         if not matched:
-            item = await _missing(spec, timelines)
-            items.setdefault((item.id, "", item.kind), item)
-            continue
+            missing = _missing(spec)
+            found.setdefault(missing.key, missing)
         for resource in matched:
             covered.add(resource.id)
             state = state_of(resource)
@@ -50,15 +43,15 @@ async def desired_items(
                 actual = value_of(state, field)
                 if rules(field) or not differs(field, expected, actual, rules):
                     continue
-                away = await timelines.departure(resource.id, holding(field, expected, rules))
-                key = (resource.id, field, "changed")
-                items.setdefault(key, away.item(resource.id, "changed", field, expected, actual))
+                holds = holding(field, expected, rules)
+                changed = Difference(resource.id, "changed", field, expected, actual, holds)
+                found.setdefault(changed.key, changed)
     if unmanaged:
         for resource in now:
             if resource.type in GUEST_TYPES and resource.id not in covered:
-                away = await timelines.departure(resource.id, absent)
-                items[(resource.id, "", "unmanaged")] = away.item(resource.id, "unmanaged")
-    return [items[key] for key in sorted(items)]
+                other = Difference(resource.id, "unmanaged", holds=absent)
+                found[other.key] = other
+    return [found[key] for key in sorted(found)]
 
 
 def _matched(
@@ -74,12 +67,9 @@ def _matched(
     return by_name.get((match.cluster or "", match.type or "", match.name or ""), [])
 
 
-async def _missing(spec: DesiredResource, timelines: Timelines) -> DriftItem:
+def _missing(spec: DesiredResource) -> Difference:
     match = spec.match
     if match.id is not None:
-        rid = match.id
-        away = await timelines.departure(rid, present)  # its removal, if it ever existed
-    else:
-        rid = f"{match.cluster}/{match.type}?name={match.name}"
-        away = NEVER
-    return away.item(rid, "missing")
+        # since: its removal, if it ever existed
+        return Difference(match.id, "missing", holds=present)
+    return Difference(f"{match.cluster}/{match.type}?name={match.name}", "missing")

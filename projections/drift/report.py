@@ -16,10 +16,10 @@ from eventstore import EventStore, format_time, parse_time, utcnow
 from .. import queries
 from ..cursors import make_cursor, read_cursor
 from ..errors import InvalidParameterError, UnprocessableError
-from .baseline import baseline_items
+from .baseline import baseline_differences
 from .compare import Ignore
-from .conformance import desired_items
-from .models import DriftItem, DriftPage
+from .conformance import desired_differences
+from .models import DriftPage
 from .sets import DesiredSets
 from .timeline import Timelines
 
@@ -52,7 +52,7 @@ async def drift(
             cursor, _KIND, (str, str, int, int, str, str, str)
         )
         given = _question(baseline, desired, unmanaged)
-        if given[0] and given != (mode, arg, flag):
+        if (given[0] and given[:2] != (mode, arg)) or (unmanaged and not flag):
             raise InvalidParameterError(
                 "cursor belongs to another question than these parameters", param="cursor"
             )
@@ -60,31 +60,24 @@ async def drift(
         after = (last[0], last[1], last[2])
     _check_question(baseline, desired, unmanaged)
     now = await queries.inventory(store, position=position, limit=None)
-    timelines = Timelines(store, now.position)
     rules = Ignore(ignore)
     if baseline is not None:
         then = await queries.inventory(store, at=baseline, limit=None)
-        items = await baseline_items(then.items, now.items, rules, timelines)
+        found = baseline_differences(then.items, now.items, rules)
     else:
         assert desired is not None
-        if sets is None:
-            sets = DesiredSets(store)
-        found = await sets.get(desired)
-        items = await desired_items(
-            found.document, now.items, rules, timelines, unmanaged=unmanaged
-        )
+        wanted = await (sets or DesiredSets(store)).get(desired)
+        found = desired_differences(wanted.document, now.items, rules, unmanaged=unmanaged)
     if after is not None:
-        items = [item for item in items if _key(item) > after]
-    page = items[:limit]
+        found = [difference for difference in found if difference.key > after]
+    # The log is read only for the page: when and by whom each of its items departed.
+    timelines = Timelines(store, now.position)
+    page = [await timelines.item(difference) for difference in found[:limit]]
     next_cursor = None
-    if len(items) > limit:
+    if len(found) > limit:
         mode, arg, flag = _question(baseline, desired, unmanaged)
-        next_cursor = make_cursor(_KIND, mode, arg, flag, now.position, *_key(page[-1]))
+        next_cursor = make_cursor(_KIND, mode, arg, flag, now.position, *found[limit - 1].key)
     return DriftPage(position=now.position, items=page, next_cursor=next_cursor)
-
-
-def _key(item: DriftItem) -> tuple[str, str, str]:
-    return (item.id, item.field or "", item.kind)
 
 
 def _question(

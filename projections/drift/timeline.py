@@ -1,5 +1,8 @@
 """When a value last changed away from what was expected, and who did it: from the log.
 
+A report finds its :class:`Difference` rows first (cheap: two inventories compared) and reads
+the log only for the page it answers.
+
 A resource's history (:func:`projections.queries.history`) is folded into its successive
 states, up to the report's position; the answer is the last event after which the state no
 longer had the expected value while the one before it had (a resource that did not exist has
@@ -37,27 +40,25 @@ class Departure(NamedTuple):
     since: datetime | None
     actor: Actor | None
 
-    def item(
-        self,
-        resource_id: str,
-        kind: DriftKind,
-        field: str | None = None,
-        expected: Any = None,
-        actual: Any = None,
-    ) -> DriftItem:
-        """A drift item that began with this departure."""
-        return DriftItem(
-            id=resource_id,
-            kind=kind,
-            field=field,
-            expected=expected,
-            actual=actual,
-            since=self.since,
-            actor=self.actor,
-        )
-
 
 NEVER = Departure(None, None)
+
+
+class Difference(NamedTuple):
+    """A drift item before its ``since`` and ``actor`` are read from the log."""
+
+    id: str
+    kind: DriftKind
+    field: str | None = None
+    expected: Any = None
+    actual: Any = None
+    holds: Expected | None = None
+    """Whether a state held what was expected (None: nothing in the log can have)."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The report's order: id, field, kind."""
+        return (self.id, self.field or "", self.kind)
 
 
 class Timelines:
@@ -97,6 +98,19 @@ class Timelines:
             cursor = page.next_cursor
             if cursor is None:
                 return steps
+
+    async def item(self, found: Difference) -> DriftItem:
+        """The drift item, with when and by whom it departed from what was expected."""
+        away = NEVER if found.holds is None else await self.departure(found.id, found.holds)
+        return DriftItem(
+            id=found.id,
+            kind=found.kind,
+            field=found.field,
+            expected=found.expected,
+            actual=found.actual,
+            since=away.since,
+            actor=away.actor,
+        )
 
     async def departure(self, resource_id: str, expected: Expected) -> Departure:
         """The last change after which the state stopped holding the expected value."""
