@@ -86,13 +86,14 @@ class DesiredDocument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     resources: Annotated[list[DesiredResource], _d("the specs; only the fields named compare")]
 
 
-def check_set_name(name: str) -> str:
-    """A set's name: letters, digits, ``.``, ``_``, ``-``, 1-128 characters (a file's stem)."""
+def check_set_name(name: str, param: str = "name") -> str:
+    """A set's name: letters, digits, ``.``, ``_``, ``-``, 1-128 characters (a file's stem);
+    else a 400 naming ``param``."""
     if not _SET_NAME.fullmatch(name):
         raise InvalidParameterError(
             f"{name[:64]!r} is not a desired-set name (letters, digits, '.', '_', '-'; "
             "at most 128 characters, not starting with a punctuation mark)",
-            param="name",
+            param=param,
         )
     return name
 

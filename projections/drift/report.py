@@ -66,7 +66,7 @@ async def drift(
         found = baseline_differences(then.items, now.items, rules)
     else:
         assert desired is not None
-        wanted = await (sets or DesiredSets(store)).get(desired)
+        wanted = await (sets or DesiredSets(store)).get(desired, param="desired")
         found = desired_differences(wanted.document, now.items, rules, unmanaged=unmanaged)
     if after is not None:
         found = [difference for difference in found if difference.key > after]

@@ -80,10 +80,10 @@ class DesiredSets:
             name=name, source="stored", stored_by=stored_by, stored_at=stored_at, document=document
         )
 
-    async def get(self, name: str) -> DesiredSet:
+    async def get(self, name: str, *, param: str = "name") -> DesiredSet:
         """The set of that name (a stored one wins); 404 when there is none, 422 when its
-        file is not a valid set."""
-        check_set_name(name)
+        file is not a valid set; ``param`` is the parameter a bad name is blamed on."""
+        check_set_name(name, param)
         async with self.store.read_connection() as conn:
             row = await conn.fetchone(SELECT_ONE, (name,))
             if row is not None:

@@ -216,6 +216,10 @@ async def test_desired_sets_are_listed_with_who_stored_them(
     assert got == stored
     status, problem, _ = await server.get("/api/v1/desired/nosuch", token=READER_SECRET)
     assert status == 404
+    status, problem = await put(server, ".hidden", PROD, token=OPERATOR_SECRET)
+    assert (status, problem["param"]) == (400, "name")
+    status, problem, _ = await server.get("/api/v1/desired/.hidden", token=READER_SECRET)
+    assert (status, problem["param"]) == (400, "name")
     status, problem, _ = await server.get("/api/v1/drift?desired=nosuch", token=READER_SECRET)
     assert status == 404
 
@@ -281,6 +285,8 @@ async def test_a_bad_set_is_refused_and_changes_nothing(
         ("desired=prod&unmanaged=yes", 400, "unmanaged"),
         ("desired=prod&limit=0", 400, "limit"),
         ("desired=prod&since=x", 400, "since"),
+        ("desired=-prod", 400, "desired"),
+        ("desired=" + "p" * 129, 400, "desired"),
     ],
 )
 async def test_bad_drift_questions_are_refused_naming_the_parameter(
