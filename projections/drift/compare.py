@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from collectors.values import format_property, parse_property, property_format, same, same_item
+from collectors.values import (
+    format_property,
+    is_masked,
+    parse_property,
+    property_format,
+    same,
+    same_item,
+)
 
 from ..models import Resource
 
@@ -78,6 +85,8 @@ def differs(field: str, expected: Any, actual: Any, ignore: Ignore) -> bool:
     if item:
         if expected is None or actual is None:
             return (expected is None) != (actual is None)
+        if is_masked(actual):
+            return False  # Proxmox hides it: unknown, so no difference we could know
         return not same_item(item, expected, actual)
     if (
         isinstance(expected, str)

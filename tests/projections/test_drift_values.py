@@ -31,6 +31,8 @@ STATE = {
         "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=32G",
         "rootfs": "local-lvm:subvol-200-disk-0,size=8G",
         "smbios1": "uuid=5c5b8d1e-0000-4000-8000-000000000001",
+        "cipassword": "**********",
+        "net1": "virtio=BC:24:11:00:00:02,bridge=vmbr1,secret=**********",
     },
 }
 NONE = Ignore(())
@@ -79,6 +81,9 @@ NONE = Ignore(())
         ("config.rootfs.volume", "local-lvm:subvol-200-disk-0", True),
         ("config.rootfs.size", "8192M", True),
         ("config.smbios1.uuid", "5c5b8d1e-0000-4000-8000-000000000001", True),
+        # masked by Proxmox: unknown, so no difference
+        ("config.cipassword", "secret", True),
+        ("config.net1.secret", "x", True),
         # absent
         ("config.balloon", None, True),
         ("config.balloon", 0, False),
