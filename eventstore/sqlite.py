@@ -46,13 +46,15 @@ batch touches an index page per stream, which should stay in memory between appe
 stream's events lie on a page each. The other readers scan the log in order and keep the
 default."""
 
-READ_MMAP_BYTES = 1 << 30
-"""The readers map up to this much of the database file into memory (``PRAGMA mmap_size``)
-instead of copying each page they touch into their own cache with a read call. The whole
-inventory at a time touches a page or two in each of 10,000 places in the projection tables;
-mapped, it took about a third less time at a million events (docs/benchmarks.md). The
-mapped pages are the operating system's file cache, shared and reclaimable, but they count
-in the process's RSS while touched. Only readers map (``query_only``); the writer does not."""
+READ_MMAP_BYTES = 0
+"""How much of the database file the readers map into memory (``PRAGMA mmap_size``): none.
+Mapped, the whole inventory at a time ran about a third faster at a million events, and the
+API benchmark's closed loop 1.3-1.8x (docs/benchmarks.md); but mapped pages count in the
+process's RSS once per mapping (three readers and the inline one: up to four times the file),
+so ``serve`` showed 2.2-2.8 GiB at a million events, against 70-90 MiB unmapped. Operators
+budget memory by RSS (container limits, monitoring): reads copy pages from the operating
+system's file cache instead. A larger page cache per reader (8 or 32 MiB) bought nothing
+measurable."""
 
 WAL_PAGES = 10_000
 """Checkpoint the WAL into the database file after this many pages (SQLite's default: 1,000).
@@ -61,6 +63,10 @@ append; the WAL file grows to about 40 MB between checkpoints."""
 
 INLINE_ROWS = 256
 """Reads of at most this many rows run on the event loop's own thread (see ``_inline``)."""
+
+WATCH_INTERVAL = 1.0
+"""Seconds between a waiter's periodic looks (``PRAGMA data_version``, then the head): another
+process's appends are seen within about this long; this process's own wake waiters at once."""
 
 _COLUMNS = (
     "position, stream_id, version, type, schema_version, observed_at, observed_after, "
@@ -532,7 +538,7 @@ class SQLiteEventStore(EventStore):
                 return head
             # Another process's commit shows as a new PRAGMA data_version on this connection:
             # a cheap check about once a second instead of querying the log.
-            tick_end = loop.time() + min(1.0, remaining)
+            tick_end = loop.time() + min(WATCH_INTERVAL, remaining)
             while loop.time() < tick_end:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(signal.wait(), tick_end - loop.time())

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from collectors import events as ev
 from eventstore import EventStore, RecordedEvent
 from eventstore.envelope import Actor
+from tests.waiting import until
+
+__all__ = ["Seen", "not_tasks", "read_events", "summary", "until"]
 
 
 @dataclass
@@ -53,12 +54,3 @@ def summary(events: list[Seen], *, tasks: bool = False) -> list[tuple[str, str]]
 def not_tasks(events: list[Seen]) -> list[Seen]:
     """The events that are not task_seen."""
     return [e for e in events if e.type != "task_seen"]
-
-
-async def until(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
-    """Wait until ``condition()`` holds (a plain attribute, nothing to await); fail at timeout."""
-    for _ in range(max(1, int(timeout / step))):
-        if condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"condition still false after {timeout} s")

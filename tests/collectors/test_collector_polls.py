@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
-from collector_helpers import not_tasks, read_events, summary
+from collector_helpers import not_tasks, read_events, summary, until
 
 from collectors import observations
 from collectors.state import Known
 from eventstore import EventStore, open_store
 from tests.collectors.conftest import CollectorFactory
 from tests.pve import ServedPve
+from tests.waiting import GENEROUS_S
 
 GUESTS = ("lab/qemu/100", "lab/qemu/101", "lab/lxc/200")
 
@@ -328,20 +330,48 @@ async def test_ha_state_pool_membership_and_snapshots_in_flight(
     assert found[("lab/qemu/100", "config_changed")].keys() == {"digest"}
 
 
+def _parked(pve: Any) -> Callable[[], bool]:
+    """A check that holds once fakepve has answered requests about nodes and then no more
+    for a quarter of a second: the poll waits for held requests alone, and is not between an
+    answer and the requests it leads to (a cancel there finds ``Observer._try`` tasks not yet
+    started, whose ``client.get`` coroutines are then never awaited: a RuntimeWarning, which
+    this suite turns into an error)."""
+    counts: list[int] = []
+
+    def parked() -> bool:
+        counts.append(len(pve.requests))
+        nodes = any("/nodes/" in path for _, path, _ in pve.requests)
+        return nodes and len(counts) > 5 and len(set(counts[-6:])) == 1
+
+    return parked
+
+
 async def test_a_poll_cut_off_midway_appends_nothing_and_the_next_appends_once(
     store: EventStore, database_url: str, make_collector: CollectorFactory, served: ServedPve
 ) -> None:
     collector = make_collector()
+    pve = served.pve
     await collector.sync("lab", deep=True)
     head = await store.head()
-    served.pve.vm(101).config["cores"] = 12
-    served.pve.flaky_network(hang_rate=1.0, hang_secs=1)
+    assert any("/nodes/pve2/" in path for _, path, _ in pve.requests)  # a deep poll asks
+    pve.vm(101).config["cores"] = 12  # VM 101 is on pve2
+    # Requests about pve2 are held 5 s (before fakepve records them); the others answer.
+    pve.time_scale = 1.0
+    pve.slow_network(5.0, node="pve2")
+    pve.requests.clear()
     cut = asyncio.create_task(collector.sync("lab", deep=True))
-    await asyncio.sleep(0.3)  # its requests are in flight: the process "dies" now
+    await until(_parked(pve), GENEROUS_S, what="the poll waiting for pve2 alone")
+    # The poll is in flight: fakepve has answered some of its requests, not those about
+    # pve2 (without which it cannot finish). The process "dies" now.
+    assert not cut.done()
+    assert not any("/nodes/pve2/" in path for _, path, _ in pve.requests), pve.requests
     cut.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await cut
-    served.pve.flaky_network()
+    pve.slow_network(0.0, node="pve2")
+    pve.time_scale = 0.0
+    # The held requests end unread; let their threads finish before the next polls.
+    await until(lambda: any("/nodes/pve2/" in path for _, path, _ in pve.requests))
     assert await store.head() == head
     reopened = await open_store(database_url)
     try:

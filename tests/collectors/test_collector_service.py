@@ -15,6 +15,7 @@ from collectors.client import CollectorError, UnknownClusterError
 from eventstore import EventStore
 from tests.collectors.conftest import CollectorFactory
 from tests.pve import TOKEN_ENV, ServedPve
+from tests.waiting import GENEROUS_S
 
 
 async def test_start_polls_at_once_then_on_schedule_and_stop_closes(
@@ -128,15 +129,17 @@ async def test_a_cluster_that_is_down_does_not_hold_up_the_others(
     from collectors.service import CollectorService
 
     good = served.cluster_config("lab", fast_interval_s=1)
-    # a server that takes connections and never answers: every request runs to its timeout
+    # A server that takes connections and never answers: the silent cluster's first request
+    # hangs until its timeout, far past the bound within which lab must be observed, so lab
+    # can only be "ok" in time if the silent cluster does not hold it up.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         down = served.cluster_config(
             "gone",
             host=f"127.0.0.1:{silent.getsockname()[1]}",
-            connect_timeout_s=2.0,
-            read_timeout_s=2.0,
+            connect_timeout_s=4 * GENEROUS_S,  # (it covers the TLS handshake, which hangs)
+            read_timeout_s=4 * GENEROUS_S,
             retries=0,
             fast_interval_s=1,
         )
@@ -145,10 +148,11 @@ async def test_a_cluster_that_is_down_does_not_hold_up_the_others(
         )
         await collector.start()
         try:
-            # lab is observed before the silent cluster's first timeout
-            await until(lambda: collector.health()["lab"].state == "ok", 1.8)
-            assert collector.health()["gone"].state == "starting"  # still waiting
-            await until(lambda: collector.health()["gone"].state == "down", 10)
+            await until(lambda: collector.health()["lab"].state == "ok", GENEROUS_S)
+            assert collector.health()["gone"].state == "starting"  # its request still hangs
+            # The silent server goes away: its waiting connections are reset.
+            silent.close()
+            await until(lambda: collector.health()["gone"].state == "down", GENEROUS_S)
         finally:
             await collector.stop()
     gone = collector.health()["gone"]

@@ -6,7 +6,9 @@ Raw SQL is written once with ``?`` placeholders, run through the store's own
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,10 @@ from typing import Any
 import msgspec
 
 from eventstore import Actor, EventStore, NewEvent, RecordedEvent, format_time, parse_time
+from eventstore.postgres import PostgresEventStore, lock_key
+from eventstore.sqlite import SQLiteEventStore
+from tests.outside import open_handles
+from tests.waiting import until
 
 REPO = Path(__file__).resolve().parents[2]
 _actor_encoder = msgspec.json.Encoder(order="sorted")
@@ -66,6 +72,71 @@ def varied_events(count: int) -> list[NewEvent]:
             )
         )
     return events
+
+
+async def writing(store: EventStore) -> bool:
+    """Whether a write transaction (an append under way) is open in the database right now,
+    seen from outside the store: on SQLite the write lock is taken (``BEGIN IMMEDIATE`` from
+    another connection fails at once), on PostgreSQL a transaction holds the row-exclusive lock
+    that inserting into ``streams`` or ``events`` takes, until it commits or rolls back."""
+    if isinstance(store, SQLiteEventStore):
+        probe = sqlite3.connect(store.path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return True
+        else:
+            probe.execute("ROLLBACK")
+            return False
+        finally:
+            probe.close()
+    assert isinstance(store, PostgresEventStore)
+    schema = store.schema or "public"
+    [(held,)] = await raw_fetch(
+        store,
+        "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'RowExclusiveLock' "
+        "AND relation IN (to_regclass(?), to_regclass(?))",
+        f"{schema}.events",
+        f"{schema}.streams",
+    )
+    return bool(held)
+
+
+async def when_writing(store: EventStore, task: asyncio.Task[Any]) -> bool:
+    """Wait until the database shows a write transaction open (True: see :func:`writing`)
+    or ``task`` is done without one seen (False)."""
+    seen = False
+
+    async def check() -> bool:
+        nonlocal seen
+        seen = await writing(store)
+        return seen or task.done()
+
+    await until(check, step=0.001, what="an append writing, or done")
+    return seen
+
+
+async def lock_waiters(store: EventStore, name: str) -> int:
+    """How many takers wait for the named lock ``name`` right now, seen from outside the
+    store: on PostgreSQL the ungranted advisory lock in ``pg_locks``; on SQLite the lock
+    file's open handles in this process beyond the holder's (a waiter opens the file, then
+    retries its ``flock``)."""
+    if isinstance(store, SQLiteEventStore):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return max(open_handles(f"{store.path}.lock-{safe}") - 1, 0)
+    assert isinstance(store, PostgresEventStore)
+    key = lock_key("pvetrail.named", store.schema or "public", name)
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    [(count,)] = await raw_fetch(
+        store,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
+        unsigned >> 32,
+        unsigned & 0xFFFF_FFFF,
+    )
+    return int(count)
 
 
 async def raw_execute(store: EventStore, sql: str, *params: Any) -> None:
@@ -163,8 +234,6 @@ def cli_env(database_url: str, **extra: str) -> dict[str, str]:
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path = REPO) -> tuple[int, str, str]:
     """Run ``python -m api ARGS`` as its own process: exit code, stdout, stderr."""
-    import asyncio
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

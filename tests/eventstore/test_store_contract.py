@@ -13,7 +13,16 @@ from datetime import datetime, timedelta
 
 import msgspec
 import pytest
-from store_helpers import T0, new_event, raw_execute, raw_fetch, varied_events
+from store_helpers import (
+    T0,
+    lock_waiters,
+    new_event,
+    raw_execute,
+    raw_fetch,
+    varied_events,
+    when_writing,
+    writing,
+)
 
 from eventstore import (
     GENESIS_HASH,
@@ -27,6 +36,17 @@ from eventstore import (
     open_store,
 )
 from eventstore.sqlite import SQLiteEventStore
+from tests.waiting import GENEROUS_S, until, until_waiting_for_events
+
+
+def slow_periodic_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put the stores' periodic head checks (PostgreSQL's fallback, SQLite's data_version)
+    ten minutes apart: a waiter woken within :data:`GENEROUS_S` was woken by something else."""
+    import eventstore.postgres
+    import eventstore.sqlite
+
+    monkeypatch.setattr(eventstore.postgres, "WATCH_INTERVAL", 600.0)
+    monkeypatch.setattr(eventstore.sqlite, "WATCH_INTERVAL", 600.0)
 
 
 async def test_positions_are_gap_free_and_versions_count_per_stream(store: EventStore) -> None:
@@ -127,16 +147,27 @@ async def test_text_with_copy_format_specials_round_trips(store: EventStore, siz
 
 
 async def test_an_append_cancelled_at_any_point_is_all_or_nothing(store: EventStore) -> None:
-    """Cancel a 2,000-event append after 0 to 40 ms: before it began, while it waits for the
-    lock or the head, or (PostgreSQL, where the batch takes tens of ms) with part of its COPY
-    sent; a run with the slices printed showed 12 of 20 sent at one cancellation. Each time
-    the batch is in the log whole or not at all, and the next append follows the head."""
+    """Cancel a 2,000-event append after 0 to 40 ms (before it began, while it waits for the
+    lock or the head, or with part of it written), then as soon as the database shows its
+    write transaction open. Each time the batch is in the log whole or not at all, and the
+    next append follows the head. A cancel counts as landed inside the append only when the
+    database showed the append's transaction open just before it: PostgreSQL must then roll
+    the batch back at least once (part of its COPY sent; a run with the slices printed showed
+    12 of 20 sent at one cancellation), SQLite must finish it (its worker thread cannot be
+    interrupted)."""
     head = (await store.append([new_event("before", 0)]))[-1].position
-    landed_part_way = False
-    for round_, delay in enumerate((0, 0.001, 0.003, 0.01, 0.02, 0.04)):
+    landed_inside = False
+    delays: list[float | None] = [0, 0.001, 0.003, 0.01, 0.02, 0.04, *[None] * 8]
+    for round_, delay in enumerate(delays):
+        if delay is None and landed_inside:
+            break
         batch = [new_event(f"r{round_}/s{i}", i) for i in range(2000)]
         task = asyncio.create_task(store.append(batch))
-        await asyncio.sleep(delay)
+        if delay is not None:
+            await asyncio.sleep(delay)
+            started = await writing(store)
+        else:  # cancel the moment the database shows the append writing
+            started = await when_writing(store, task)
         cancelled = task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -145,14 +176,17 @@ async def test_an_append_cancelled_at_any_point_is_all_or_nothing(store: EventSt
         [after] = await store.append([new_event(f"after/{round_}", 0)])
         whole = after.position == head + 2001
         assert whole or after.position == head + 1, (delay, head, after.position)
-        if cancelled and not whole:
-            landed_part_way |= delay > 0
+        if started and cancelled:
+            if store.dialect == "sqlite":
+                assert whole, (round_, delay, "SQLite dropped an append it had begun")
+                landed_inside = True
+            else:
+                landed_inside |= not whole  # rolled back mid-way, not cancelled after COMMIT
         versions = await store.stream_versions([f"r{round_}/s0", f"r{round_}/s1999"])
         assert versions == ({f"r{round_}/s0": 1, f"r{round_}/s1999": 1} if whole else {})
         head = after.position
     assert (await store.verify()).ok
-    if store.dialect == "postgresql":
-        assert landed_part_way, "no cancellation landed inside an append"
+    assert landed_inside, "no cancellation landed while the append's transaction was open"
 
 
 @pytest.mark.parametrize("size", [5, 450], ids=["small", "bulk"])
@@ -332,67 +366,66 @@ async def test_wait_for_events_times_out_with_the_head(store: EventStore) -> Non
     assert 0.25 <= time.monotonic() - started < 2
 
 
-async def test_wait_for_events_wakes_for_an_append_of_this_store(store: EventStore) -> None:
-    waiter = asyncio.create_task(store.wait_for_events(0, 10))
-    await asyncio.sleep(0.1)
-    assert not waiter.done()
-    started = time.monotonic()
+async def test_wait_for_events_wakes_for_an_append_of_this_store(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process signal wakes the waiter, not a poll: with the periodic check ten
+    minutes apart, nothing else could wake it within the bound."""
+    slow_periodic_check(monkeypatch)
+    waiter = asyncio.create_task(store.wait_for_events(0, 3600))
+    await until_waiting_for_events(waiter)
     await store.append([new_event("vm", 0)])
-    assert await waiter == 1
-    assert time.monotonic() - started < 0.5  # the in-process signal, not a poll
+    assert await asyncio.wait_for(waiter, GENEROUS_S) == 1
 
 
-async def test_wait_for_events_wakes_for_an_append_whose_caller_gave_up(tmp_path: object) -> None:
+async def test_wait_for_events_wakes_for_an_append_whose_caller_gave_up(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLite: an append cancelled while its worker thread writes still commits (the thread
     cannot be interrupted); waiters in the process hear of it when it commits, not at their
-    next once-a-second check of the file."""
+    next check of the file (ten minutes apart here, so only the signal can wake them)."""
+    slow_periodic_check(monkeypatch)
     store = await open_store(f"sqlite:///{tmp_path}/gave-up.db")
     try:
         await store.migrate()
         committed = False
-        for round_, delay in enumerate((0.002, 0.005, 0.01, 0.02, 0.05)):
+        for round_ in range(5):
             before = await store.head()
-            waiter = asyncio.create_task(store.wait_for_events(before, 10))
-            await asyncio.sleep(0.01)
-            started = time.monotonic()
+            waiter = asyncio.create_task(store.wait_for_events(before, 3600))
+            await until_waiting_for_events(waiter)
             append = asyncio.create_task(
                 store.append([new_event(f"r{round_}/s{i}", i) for i in range(2000)])
             )
-            await asyncio.sleep(delay)
-            if append.done():  # finished before the cancel: nothing to test this round
+            # Cancel the moment the database shows the append's transaction open.
+            await when_writing(store, append)
+            if not append.cancel():  # finished before the cancel: nothing to test this round
                 await append
                 await waiter
                 continue
-            append.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await append
-            head = await asyncio.wait_for(waiter, 5)
-            if head == before:  # cancelled before it reached the thread: nothing written
-                continue
-            assert head == before + 2000
-            assert time.monotonic() - started < 0.7  # the signal, not the 1 s check
+            assert await asyncio.wait_for(waiter, GENEROUS_S) == before + 2000
             committed = True
             break
-        assert committed, "no cancelled append reached its worker thread"
+        assert committed, "no append was cancelled with its transaction open"
     finally:
         await store.close()
 
 
 async def test_wait_for_events_wakes_for_another_store_object(
-    store: EventStore, database_url: str
+    store: EventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process's append: data_version (SQLite) or NOTIFY (PostgreSQL)."""
+    """Another process's append: SQLite's periodic check (about once a second) or NOTIFY
+    (PostgreSQL, with the periodic head check ten minutes apart so only NOTIFY can wake it
+    within the bound)."""
+    if store.dialect == "postgresql":
+        slow_periodic_check(monkeypatch)
     writer = await open_store(database_url)
     try:
-        waiter = asyncio.create_task(store.wait_for_events(0, 10))
-        await asyncio.sleep(0.3)
-        assert not waiter.done()
-        started = time.monotonic()
+        waiter = asyncio.create_task(store.wait_for_events(0, 3600))
+        await until_waiting_for_events(waiter)
         await writer.append([new_event("vm", 0), new_event("vm", 1)])
-        assert await waiter == 2
-        elapsed = time.monotonic() - started
-        # NOTIFY is immediate; SQLite's data_version is checked about once a second.
-        assert elapsed < (0.5 if store.dialect == "postgresql" else 2.5)
+        assert await asyncio.wait_for(waiter, GENEROUS_S) == 2
     finally:
         await writer.close()
 
@@ -424,7 +457,13 @@ async def test_named_lock_excludes_across_store_objects(
 
         async with store.named_lock("runner"):
             task = asyncio.create_task(second())
-            await asyncio.sleep(0.3)
+
+            # the second taker really asks for the lock, and waits on it (seen from outside)
+            async def second_waits() -> bool:
+                return await lock_waiters(store, "runner") == 1
+
+            await until(second_waits, what="a waiter on the lock 'runner'")
+            assert not task.done()
             order.append("first releases")
         await asyncio.wait_for(task, 10)
         assert order == ["first releases", "second got it"]
@@ -448,9 +487,12 @@ async def test_cancelled_lock_waiters_leave_nothing_blocked(
 
             # One after another, as a poll whose caller gave up would: each one reaches the
             # file lock (the in-process lock queues simultaneous ones before it).
+            async def one_waits() -> bool:
+                return await lock_waiters(store, "poll:lab") == 1
+
             for _ in range(12):
                 waiter = asyncio.create_task(wait_for_it())
-                await asyncio.sleep(0.05)
+                await until(one_waits, what="the waiter at the lock")
                 waiter.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await waiter
@@ -665,41 +707,66 @@ async def test_postgres_append_whose_connection_dies_mid_copy_leaves_nothing(
 
 
 @pytest.mark.postgres
-async def test_wait_for_events_survives_a_lost_listen_connection(postgres_url: str) -> None:
-    """The server drops the LISTEN session: the periodic head check still sees appends."""
+async def test_wait_for_events_survives_a_lost_listen_connection(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server drops the LISTEN session while a waiter waits: the periodic head check
+    still sees an append whose NOTIFY reached no one, and reconnects the listener, so the
+    next waiter is woken by NOTIFY again."""
     reader = await open_store(postgres_url)
     writer = await open_store(postgres_url)
     try:
         await reader.migrate()
-        assert await reader.wait_for_events(0, 0.1) == 0  # the listener is connected now
         channel = getattr(reader, "channel")  # noqa: B009 (a PostgreSQL store's attribute)
-        killed = await raw_fetch(
-            writer,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query = ?",
-            f'LISTEN "{channel}"',
-        )
-        assert killed == [(True,)]  # exactly this store's listener, no one else's
-        waiter = asyncio.create_task(reader.wait_for_events(0, 10))
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
-        await writer.append([new_event("vm", 0)])
-        assert await waiter == 1
-        assert time.monotonic() - started < 3
-        # And it listens again afterwards: the next wake-up is immediate.
-        waiter = asyncio.create_task(reader.wait_for_events(1, 10))
-        await asyncio.sleep(1.5)  # past one periodic check, which reconnects the listener
-        listening = await raw_fetch(
-            writer,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND query = ?",
-            f'LISTEN "{channel}"',
-        )
-        assert listening == [(1,)]
-        started = time.monotonic()
+
+        async def listening() -> int:
+            [(count,)] = await raw_fetch(
+                writer,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query = ?",
+                f'LISTEN "{channel}"',
+            )
+            return int(count)
+
+        async def listener_gone() -> bool:
+            return await listening() == 0
+
+        async def listener_back() -> bool:
+            return await listening() == 1
+
+        # Until one round's append commits with no listener connected (the waiter's own
+        # periodic check may reconnect it first, about once a second: then try again).
+        seen_without_notify = False
+        for round_ in range(5):
+            head = await reader.head()
+            waiter = asyncio.create_task(reader.wait_for_events(head, 3600))
+            await until_waiting_for_events(waiter)
+            assert await listening() == 1
+            killed = await raw_fetch(
+                writer,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query = ?",
+                f'LISTEN "{channel}"',
+            )
+            assert killed == [(True,)]  # exactly this store's listener, no one else's
+            await until(listener_gone, what="the listener gone")
+            await writer.append([new_event(f"vm{round_}", 0)])
+            without = await listening() == 0  # nothing listened when the NOTIFY was sent
+            assert await asyncio.wait_for(waiter, GENEROUS_S) == head + 1
+            if without:
+                seen_without_notify = True
+                break
+        assert seen_without_notify, "the listener was back before every round's append"
+
+        # And it listens again afterwards; with the periodic check ten minutes apart, only
+        # NOTIFY can wake the next waiter within the bound.
+        await until(listener_back, what="the listener back")
+        slow_periodic_check(monkeypatch)
+        head = await reader.head()
+        waiter = asyncio.create_task(reader.wait_for_events(head, 3600))
+        await until_waiting_for_events(waiter)
         await writer.append([new_event("vm", 1)])
-        assert await waiter == 2
-        assert time.monotonic() - started < 0.5
+        assert await asyncio.wait_for(waiter, GENEROUS_S) == head + 1
     finally:
         await reader.close()
         await writer.close()

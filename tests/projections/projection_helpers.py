@@ -34,8 +34,12 @@ from collectors.events import (
     type_of,
 )
 from eventstore import Actor, EventStore, NewEvent, RecordedEvent
+from eventstore.postgres import PostgresEventStore, lock_key
+from eventstore.sqlite import SQLiteEventStore
 from projections.backend import backend_for
 from projections.models import Resource
+from projections.runner import RUNNER_LOCK
+from tests.outside import open_handles
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 """Base time of the tests' events: in the past, so queries about it are not 'the future'."""
@@ -303,3 +307,32 @@ async def table_rows(store: EventStore) -> dict[str, list[tuple[Any, ...]]]:
             found = await backend.fetch(conn, f"SELECT * FROM {table} ORDER BY {key}")
             rows[table] = [tuple(r) for r in found]
     return rows
+
+
+# -- the runner lock, seen from outside --------------------------------------------------------
+async def runner_lock_contenders(store: EventStore) -> int:
+    """How many ask for the runner lock now: its holder and those refused who keep the
+    attempt open while they stand by. SQLite: handles this process has open on the lock
+    file. PostgreSQL: the holder of this schema's advisory lock, plus sessions whose last
+    statement was a refused ``pg_try_advisory_lock`` (any schema's: an upper estimate)."""
+    if isinstance(store, SQLiteEventStore):
+        return open_handles(f"{store.path}.lock-{RUNNER_LOCK}")
+    assert isinstance(store, PostgresEventStore)
+    key = lock_key("pvetrail.named", store.schema or "public", RUNNER_LOCK)
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    backend = backend_for(store)
+    async with store.read_connection() as conn:
+        [(holders,)] = await backend.fetch(
+            conn,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
+            (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+        )
+        [(refused,)] = await backend.fetch(
+            conn,
+            "SELECT count(*) FROM pg_stat_activity a WHERE datname = current_database() "
+            "AND query = 'SELECT pg_try_advisory_lock($1)' AND NOT EXISTS (SELECT 1 FROM "
+            "pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)",
+            (),
+        )
+    return int(holders) + int(refused)

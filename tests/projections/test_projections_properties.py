@@ -10,10 +10,13 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import EventStore, open_store
+from eventstore.postgres import split_url
 from projections.diff import diff_states
 from projections.queries import changes, inventory, relations
 from projections.relations import edges_of
@@ -77,27 +80,55 @@ async def _check(store: EventStore, seed: int, count: int, probes: list[float]) 
     assert {c.id: c.change for c in got.items} == want
 
 
-@settings(
-    max_examples=25,
+EXAMPLES = {
+    "seed": st.integers(0, 2**32),
+    "count": st.integers(1, 120),
+    "probes": st.lists(st.floats(0, 1), min_size=2, max_size=5),
+}
+PROPERTY = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(
-    seed=st.integers(0, 2**32),
-    count=st.integers(1, 120),
-    probes=st.lists(st.floats(0, 1), min_size=2, max_size=5),
-)
+
+
+async def _check_new_store(url: str, seed: int, count: int, probes: list[float]) -> None:
+    """:func:`_check` on a store at ``url``, migrated first, closed after."""
+    store = await open_store(url)
+    try:
+        await store.migrate()
+        await _check(store, seed, count, probes)
+    finally:
+        await store.close()
+
+
+@settings(PROPERTY, max_examples=25)
+@given(**EXAMPLES)
 def test_versions_answer_what_a_naive_fold_answers(
     seed: int, count: int, probes: list[float]
 ) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'p.db'}"
+        asyncio.run(_check_new_store(url, seed, count, probes))
+
+
+@pytest.mark.postgres
+@settings(PROPERTY, max_examples=15)
+@given(**EXAMPLES)
+def test_versions_answer_what_a_naive_fold_answers_on_postgresql(
+    postgres_url: str, seed: int, count: int, probes: list[float]
+) -> None:
+    """The same property with examples of its own on PostgreSQL: the test's one schema is
+    emptied (dropped and made again) before each example."""
+    dsn, schema = split_url(postgres_url)
+    assert schema is not None
+
     async def run() -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            store = await open_store(f"sqlite:///{Path(folder) / 'p.db'}")
-            try:
-                await store.migrate()
-                await _check(store, seed, count, probes)
-            finally:
-                await store.close()
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+        finally:
+            await admin.close()
+        await _check_new_store(postgres_url, seed, count, probes)
 
     asyncio.run(run())
 

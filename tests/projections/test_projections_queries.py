@@ -307,12 +307,18 @@ async def test_bad_parameters(timeline: EventStore) -> None:
         await inventory(timeline, at=future)
     assert future_at.value.status == 422
     assert future_at.value.param == "at"
-    with pytest.raises(UnprocessableError):
+    with pytest.raises(UnprocessableError) as past_head:
         await resource_at(timeline, WEB, position=11)  # past the head
-    with pytest.raises(UnprocessableError):
+    assert (type(past_head.value), past_head.value.status) == (UnprocessableError, 422)
+    assert past_head.value.param == "position"
+    with pytest.raises(UnprocessableError) as future_until:
         await changes(timeline, since=at(0), until=future)
-    with pytest.raises(QueryError):
+    assert (type(future_until.value), future_until.value.status) == (UnprocessableError, 422)
+    assert future_until.value.param == "until"
+    with pytest.raises(QueryError) as future_since:
         await history(timeline, WEB, since=future)
+    assert (type(future_since.value), future_since.value.status) == (UnprocessableError, 422)
+    assert future_since.value.param == "since"
 
 
 async def test_resource_at_and_not_found(timeline: EventStore) -> None:
