@@ -22,7 +22,8 @@ TIME = {"type": "string", "format": "date-time"}
 POSITION = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 512}
-CURSOR = {"type": "string", "minLength": 1, "maxLength": 512}
+CURSOR = {"type": "string", "minLength": 1, "maxLength": 8192}
+"""A cursor carries its whole query (the longest id and every filter fit)."""
 
 _REASONS = {
     400: "a malformed parameter or body (the problem names it)",

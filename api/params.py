@@ -18,6 +18,9 @@ MAX_LIMIT = 1000
 MAX_POSITION = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite
 MAX_TEXT = 512
 MAX_ID = 1024
+MAX_CURSOR = 8192
+"""A cursor carries its whole query: an id of MAX_ID characters or every filter at MAX_TEXT,
+encoded, fits (api/openapi.py's CURSOR says the same)."""
 
 # RFC 3339 date-time (section 5.6): a full date, "T" (or, as the RFC allows, a space), a time
 # with optional fraction, and a required offset. fromisoformat alone accepts more (no offset,

@@ -11,14 +11,20 @@ percent-encoded segment (``/resources/lab%2Fqemu%2F100``); the catch-all route o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from projections import queries
 
 from .errors import BadParameterError, NotFoundError
-from .params import at_or_position, check_resource_id, optional_text, optional_time, parse_limit
+from .params import (
+    MAX_CURSOR,
+    at_or_position,
+    check_resource_id,
+    check_text,
+    optional_text,
+    optional_time,
+    parse_limit,
+)
 from .responses import render
 from .services import services_of
 
@@ -26,8 +32,11 @@ RESOURCE_ID = web.RequestKey("resource_id", str)
 """The resource id the ``/resources/{id}...`` route found in the path (see :mod:`api.routes`)."""
 
 
-def _cursor(query: web.Request) -> str | None:
-    return optional_text(query.query, "cursor")
+def _cursor(request: web.Request) -> str | None:
+    cursor = request.query.get("cursor")
+    if cursor is not None:
+        check_text("cursor", cursor, MAX_CURSOR)
+    return cursor
 
 
 async def inventory(request: web.Request) -> web.Response:
@@ -82,8 +91,7 @@ async def changes(request: web.Request) -> web.Response:
         raise BadParameterError("since", "is required (an RFC 3339 time)")
     page = await queries.changes(
         services_of(request).store,
-        # With a cursor the window is the cursor's own; since is then not read.
-        since=since or datetime.min.replace(tzinfo=UTC),
+        since=since,  # with a cursor: the cursor's own window (a different since is a 400)
         until=optional_time(query, "until"),
         type=optional_text(query, "type"),
         limit=parse_limit(query),

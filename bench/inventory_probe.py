@@ -9,7 +9,7 @@ keeps, then times the inventory query against it as often as needed::
     .venv/bin/python bench/inventory_probe.py drop --schema inv_1m
 
 ``time --explain`` prints the plan (EXPLAIN ANALYZE, BUFFERS) of one instead. ``time`` prints,
-for random past times, the wall and process-CPU time of ``_versions_at``
+for random past times, the wall and process-CPU time of ``versions_at``
 (the query and its rows fetched into Python, the bench's "SQL" figure), the median, and the
 load average. ``--sqlite FILE`` instead of ``--schema`` uses a SQLite file.
 """
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from projections_bench import APPEND_BATCH, DEFAULT_PG, T0, Workload
 
 from eventstore import EventStore, open_store
-from projections.backend import backend_for
-from projections.queries import _has_observations, _Point, _versions_at, _versions_sql
+from projections.dialects import dialect_for
+from projections.queries import Point, has_observations, versions_at, versions_sql
 from projections.runner import rebuild
 
 
@@ -74,17 +74,17 @@ async def build(args: argparse.Namespace) -> None:
 
 
 async def time_inventory(store: EventStore, size: int, runs: int, seed: int) -> list[float]:
-    backend = backend_for(store)
+    dialect = dialect_for(store)
     rng = random.Random(seed)
     span = size / 10
     head = await store.head()
     walls: list[float] = []
     for _ in range(runs):
         t = T0 + timedelta(seconds=rng.uniform(0, span))
-        point = _Point(t, backend.time_in(t), head)
+        point = Point.of_time(dialect, t, head)
         async with store.read_connection() as conn:
             wall, cpu = time.perf_counter(), time.process_time()
-            rows = await _versions_at(backend, conn, point)
+            rows = await versions_at(dialect, conn, point)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         walls.append(wall * 1000)
         print(f"  {len(rows)} rows: {wall * 1000:6.1f} ms wall, {cpu * 1000:6.1f} ms CPU here")
@@ -93,12 +93,12 @@ async def time_inventory(store: EventStore, size: int, runs: int, seed: int) -> 
 
 async def explain(store: EventStore, size: int, seed: int) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of the inventory at one random past time (PostgreSQL)."""
-    backend = backend_for(store)
+    dialect = dialect_for(store)
     t = T0 + timedelta(seconds=random.Random(seed).uniform(0, size / 10))
-    point = _Point(t, backend.time_in(t), size)
+    point = Point.of_time(dialect, t, size)
     async with store.read_connection() as conn:
-        observed = await _has_observations(backend, conn)
-        sql, args = _versions_sql(backend, point, observed=observed)
+        observed = await has_observations(dialect, conn)
+        sql, args = versions_sql(dialect, point, observed=observed)
         plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, args)
     print("\n".join(row[0] for row in plan))
 

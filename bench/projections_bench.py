@@ -57,8 +57,8 @@ from collectors.events import (
     type_of,
 )
 from eventstore import EventStore, NewEvent, open_store
-from projections.backend import backend_for
-from projections.queries import _Point, _versions_at, changes, inventory, resource_at
+from projections.dialects import dialect_for
+from projections.queries import Point, changes, inventory, resource_at, versions_at
 from projections.runner import rebuild
 
 DEFAULT_PG = os.environ.get(
@@ -204,7 +204,7 @@ async def measure(
     }
     if rebuild_only:
         return figures
-    backend = backend_for(store)
+    dialect = dialect_for(store)
     figures["versions_mb"] = await versions_size(store) / 2**20
     last = T0 + timedelta(seconds=events / 10)
     span = (last - T0).total_seconds()
@@ -217,13 +217,13 @@ async def measure(
     call_times: list[float] = []
     # The connection the read side uses for one resource (SQLite: the store's inline one, on
     # this thread; a pooled aiosqlite reader would add two thread hops to each query).
-    async with backend.short_reads(store) as conn:
+    async with store.short_reads() as conn:
         for _ in range(LOOKUPS):
             rid = f"lab/qemu/{100 + rng.randrange(RESOURCES)}"
             t = past()
-            point = _Point(t, backend.time_in(t), head)
+            point = Point.of_time(dialect, t, head)
             start = time.perf_counter()
-            await _versions_at(backend, conn, point, ids=[rid])
+            await versions_at(dialect, conn, point, ids=[rid])
             sql_times.append((time.perf_counter() - start) * 1000)
     for _ in range(LOOKUPS // 4):
         rid = f"lab/qemu/{100 + rng.randrange(RESOURCES)}"
@@ -240,10 +240,10 @@ async def measure(
     sizes: list[int] = []
     for _ in range(INVENTORIES):
         t = past()
-        point = _Point(t, backend.time_in(t), head)
+        point = Point.of_time(dialect, t, head)
         async with store.read_connection() as conn:
             start = time.perf_counter()
-            rows = await _versions_at(backend, conn, point)
+            rows = await versions_at(dialect, conn, point)
             whole_sql.append((time.perf_counter() - start) * 1000)
         sizes.append(len(rows))
         start = time.perf_counter()

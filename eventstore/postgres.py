@@ -394,13 +394,6 @@ class PostgresConnection(Connection):
     async def table_exists(self, name: str) -> bool:
         return bool(await self._db.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
 
-    def time_in(self, value: datetime) -> Any:
-        return value
-
-    def time_out(self, value: Any) -> datetime:
-        result: datetime = value
-        return result.astimezone(UTC)
-
 
 class PostgresEventStore(EventStore):
     """The event log in one PostgreSQL database (optionally one schema of it)."""

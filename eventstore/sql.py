@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from .envelope import format_time, parse_time
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -69,14 +71,28 @@ class Connection(abc.ABC):
         """Whether a table of that name is visible on this connection."""
 
     # -- values --------------------------------------------------------------------------
-    @abc.abstractmethod
     def time_in(self, value: datetime) -> Any:
         """A time as this dialect stores and compares it."""
+        return time_in(self.dialect, value)
 
-    @abc.abstractmethod
     def time_out(self, value: Any) -> datetime:
         """A stored time as an aware UTC datetime."""
+        return time_out(self.dialect, value)
 
     def time_or_none(self, value: Any) -> datetime | None:
         """:meth:`time_out`, passing None through."""
-        return None if value is None else self.time_out(value)
+        return None if value is None else time_out(self.dialect, value)
+
+
+def time_in(dialect: Dialect, value: datetime) -> Any:
+    """A time as ``dialect`` stores it: ``format_time`` TEXT on SQLite (so that times compare
+    as strings), TIMESTAMPTZ on PostgreSQL."""
+    return format_time(value) if dialect == "sqlite" else value
+
+
+def time_out(dialect: Dialect, value: Any) -> datetime:
+    """A time ``dialect`` stored, as an aware UTC datetime."""
+    if dialect == "sqlite":
+        return parse_time(str(value))
+    result: datetime = value
+    return result.astimezone(UTC)

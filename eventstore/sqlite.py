@@ -279,12 +279,6 @@ class SQLiteConnection(Connection):
         )
         return row is not None
 
-    def time_in(self, value: datetime) -> Any:
-        return format_time(value)
-
-    def time_out(self, value: Any) -> datetime:
-        return parse_time(str(value))
-
 
 class _SmallReads(SQLiteConnection):
     """The connection of :meth:`SQLiteEventStore.short_reads`: each read is the store's

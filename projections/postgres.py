@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from eventstore import Connection
 
-from .backend import Backend
+from .dialect import ProjectionDialect
 from .fold import RESOURCE_COLUMNS
-from .tables import CLOSE_EDGE, CLOSE_VERSION, UPSERT_RESOURCE
 
 _RESOURCE_TYPES = (
     "text[], text[], text[], text[], int[], text[], text[], text[], text[], text[], text[], "
@@ -34,35 +32,44 @@ _INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ USING")
 BULK_SORT_MEMORY = "256MB"
 """maintenance_work_mem while a rebuild builds its indexes."""
 
-SET_BASED = {
-    # One statement per batch instead of one per row: arrays of each column, unnested.
-    UPSERT_RESOURCE: (
-        "INSERT INTO {t} ("
-        + RESOURCE_COLUMNS
-        + ") SELECT * FROM unnest("
-        + ", ".join(f"${i}::{ty.strip()}" for i, ty in enumerate(_RESOURCE_TYPES.split(","), 1))
-        + ") ON CONFLICT (resource_id) DO UPDATE SET "
-        + _UPDATES
-    ),
-    CLOSE_VERSION: (
-        "UPDATE {t} AS v SET valid_to_position = u.tp, valid_to_time = u.tt, "
-        "ended_by_removal = u.e FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], "
-        "$4::text[], $5::bigint[]) AS u(tp, tt, e, rid, fp) "
-        "WHERE v.resource_id = u.rid AND v.valid_from_position = u.fp"
-    ),
-    CLOSE_EDGE: (
-        "UPDATE {t} AS e SET until_position = u.tp, until_time = u.tt "
-        "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], "
-        "$6::text[]) AS u(tp, tt, f, r, o, a) WHERE e.from_id = u.f AND e.rel = u.r "
-        "AND e.to_id = u.o AND e.attrs = u.a AND e.until_position IS NULL"
-    ),
-}
+# The batch writes as one statement per batch instead of one per row: arrays of each column,
+# unnested (the dialect's overrides of the generic statements in projections/dialect.py).
+UPSERT_RESOURCES = (
+    "INSERT INTO {t} ("
+    + RESOURCE_COLUMNS
+    + ") SELECT * FROM unnest("
+    + ", ".join(f"${i}::{ty.strip()}" for i, ty in enumerate(_RESOURCE_TYPES.split(","), 1))
+    + ") ON CONFLICT (resource_id) DO UPDATE SET "
+    + _UPDATES
+)
+CLOSE_VERSIONS = (
+    "UPDATE {t} AS v SET valid_to_position = u.tp, valid_to_time = u.tt, "
+    "ended_by_removal = u.e FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], "
+    "$4::text[], $5::bigint[]) AS u(tp, tt, e, rid, fp) "
+    "WHERE v.resource_id = u.rid AND v.valid_from_position = u.fp"
+)
+CLOSE_EDGES = (
+    "UPDATE {t} AS e SET until_position = u.tp, until_time = u.tt "
+    "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[]) AS u(tp, tt, f, r, o, a) WHERE e.from_id = u.f AND e.rel = u.r "
+    "AND e.to_id = u.o AND e.attrs = u.a AND e.until_position IS NULL"
+)
 
 
-class PostgresBackend(Backend):
+async def _set_based(
+    conn: Connection, statement: str, table: str, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Run one of the statements above with the rows as one array per column."""
+    if rows:
+        db: asyncpg.Connection = conn.raw
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        await db.execute(statement.format(t=table), *columns)
+
+
+class PostgresDialect(ProjectionDialect):
     """asyncpg connections from the store's pool."""
 
-    dialect = "postgresql"
+    name = "postgresql"
     overlap_io = True
 
     def version_probe(self, where: str, order: str) -> str:
@@ -75,31 +82,26 @@ class PostgresBackend(Backend):
 
     async def analyze(self, conn: Connection, table: str) -> None:
         # A rebuild's COPY leaves fresh tables without statistics until autovacuum comes by.
-        await self.execute(conn, f"ANALYZE {table}")
+        await conn.execute(f"ANALYZE {table}")
 
-    def time_in(self, value: datetime) -> Any:
-        return value
-
-    def time_out(self, value: Any) -> datetime:
-        result: datetime = value
-        return result.astimezone(UTC)
-
-    async def update_many(
-        self, conn: Connection, template: str, table: str, rows: Sequence[Sequence[Any]]
+    async def upsert_resources(
+        self, conn: Connection, table: str, rows: Sequence[Sequence[Any]]
     ) -> None:
-        set_based = SET_BASED.get(template)
-        if set_based is None or not rows:
-            await super().update_many(conn, template, table, rows)
-            return
-        db: asyncpg.Connection = conn.raw
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        await db.execute(set_based.format(t=table), *columns)
+        await _set_based(conn, UPSERT_RESOURCES, table, rows)
+
+    async def close_versions(
+        self, conn: Connection, table: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        await _set_based(conn, CLOSE_VERSIONS, table, rows)
+
+    async def close_edges(
+        self, conn: Connection, table: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        await _set_based(conn, CLOSE_EDGES, table, rows)
 
     async def create_like(self, conn: Connection, table: str, shadow: str) -> list[str]:
         # LIKE without its indexes (the primary key is one); they are built after the COPY.
-        await self.execute(
-            conn, f"CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)"
-        )
+        await conn.execute(f"CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
         db: asyncpg.Connection = conn.raw
         later = [
             f"ALTER TABLE {shadow} ADD {row[0]}" for row in await db.fetch(_PRIMARY_KEY, table)
@@ -111,12 +113,12 @@ class PostgresBackend(Backend):
 
     async def create_indexes(self, conn: Connection, statements: Sequence[str]) -> None:
         # Index builds sort in maintenance_work_mem (64 MB by default): more spills less.
-        await self.execute(conn, f"SET LOCAL maintenance_work_mem = '{BULK_SORT_MEMORY}'")
+        await conn.execute(f"SET LOCAL maintenance_work_mem = '{BULK_SORT_MEMORY}'")
         await super().create_indexes(conn, statements)
 
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # FOR UPDATE orders the runner and a rebuild's swap: the later one sees the new value.
-        rows = await self.fetch(
-            conn, "SELECT name, position FROM projection_checkpoints ORDER BY name FOR UPDATE"
+        rows = await conn.fetch(
+            "SELECT name, position FROM projection_checkpoints ORDER BY name FOR UPDATE"
         )
         return {name: int(position) for name, position in rows}

@@ -14,11 +14,11 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
-from eventstore import EventStore, EventStoreError, utcnow
+from eventstore import Connection, EventStore, EventStoreError, utcnow
 
-from .backend import Backend, backend_for
+from .dialect import ProjectionDialect
+from .dialects import dialect_for
 from .errors import ProjectionStateError, ProjectionStoppedError
 from .fold import PROJECTIONS, TABLES, BatchOutput, Folder, RawEvent, Tracked, carry_open
 from .models import ProjectionLag, RebuildResult
@@ -99,8 +99,8 @@ async def fold_events(
 
 
 async def fold_batch(
-    backend: Backend,
-    conn: Any,
+    dialect: ProjectionDialect,
+    conn: Connection,
     events: Sequence[RawEvent],
     cache: dict[str, Tracked],
     tables: Mapping[str, str],
@@ -110,9 +110,9 @@ async def fold_batch(
     """Inside a transaction: load the resources missing from ``cache`` from ``load_from``,
     fold the events and write their rows into ``tables``."""
     missing = sorted({e.stream_id for e in events if e.stream_id not in cache})
-    await load_tracked(backend, conn, load_from, missing, cache)
+    await load_tracked(dialect, conn, load_from, missing, cache)
     out, stopped = await fold_events(events, cache)
-    await write_batch(backend, conn, out, tables)
+    await write_batch(dialect, conn, out, tables)
     return out, stopped
 
 
@@ -128,7 +128,7 @@ class ProjectionRunner:
         standby_interval: float = 5.0,
     ) -> None:
         self.store = store
-        self.backend = backend_for(store)
+        self.dialect = dialect_for(store)
         self.batch_size = batch_size
         self.idle_timeout = idle_timeout
         self.standby_interval = standby_interval
@@ -238,7 +238,7 @@ class ProjectionRunner:
     async def checkpoint(self) -> int:
         """The projections' checkpoint as the database holds it now."""
         async with self.store.read_connection() as conn:
-            rows = await self.backend.fetch(conn, READ_CHECKPOINTS)
+            rows = await conn.fetch(READ_CHECKPOINTS)
         return common_checkpoint({name: int(position) for name, position in rows})
 
     async def catch_up(self) -> int:
@@ -258,7 +258,7 @@ class ProjectionRunner:
             self._checkpoint = await self.checkpoint()
         expected = self._checkpoint
         async with self.store.read_connection() as conn:
-            events = await read_events(self.backend, conn, expected, _NO_LIMIT, self.batch_size)
+            events = await read_events(self.dialect, conn, expected, _NO_LIMIT, self.batch_size)
         if not events:
             return False
         if len(self._cache) > CACHE_LIMIT:
@@ -266,17 +266,17 @@ class ProjectionRunner:
         stopped: ProjectionStoppedError | None = None
         try:
             async with self.store.transaction() as conn:
-                current = common_checkpoint(await self.backend.lock_checkpoints(conn))
+                current = common_checkpoint(await self.dialect.lock_checkpoints(conn))
                 if current != expected:
                     # Another catch-up or a rebuild's swap moved it: our cache is stale.
                     self._cache.clear()
                     self._checkpoint = current
                     return True
                 out, stopped = await fold_batch(
-                    self.backend, conn, events, self._cache, LIVE, load_from="proj_resources"
+                    self.dialect, conn, events, self._cache, LIVE, load_from="proj_resources"
                 )
                 if out.events:
-                    await set_checkpoints(self.backend, conn, PROJECTIONS, out.last_position)
+                    await set_checkpoints(self.dialect, conn, PROJECTIONS, out.last_position)
         except BaseException:
             # The transaction rolled back; the cache may hold states it never wrote.
             self._cache.clear()
@@ -295,12 +295,12 @@ class ProjectionRunner:
         """How far the projections are behind the log (for /readyz and /metrics)."""
         checkpoint = await self.checkpoint()
         async with self.store.read_connection() as conn:
-            top = await head(self.backend, conn)
+            top = await head(self.dialect, conn)
             seconds = 0.0
             if top > checkpoint:
-                row = await self.backend.fetchone(conn, RECORDED_AT, (checkpoint + 1,))
+                row = await conn.fetchone(RECORDED_AT, (checkpoint + 1,))
                 if row is not None:
-                    age = utcnow() - self.backend.time_out(row[0])
+                    age = utcnow() - self.dialect.time_out(row[0])
                     seconds = max(0.0, age.total_seconds())
         return ProjectionLag(head=top, checkpoint=checkpoint, seconds=seconds)
 
@@ -332,7 +332,7 @@ async def rebuild(
     """
     chosen = _chosen(names)
     others = [n for n in PROJECTIONS if n not in chosen]
-    backend = backend_for(store)
+    dialect = dialect_for(store)
     shadows = {t: t + SHADOW_SUFFIX for n in chosen for t in TABLES[n]}
     started = time.perf_counter()
     async with store.named_lock(REBUILD_LOCK, wait=False) as held:
@@ -347,8 +347,8 @@ async def rebuild(
             with contextlib.suppress(EventStoreError):
                 async with store.transaction() as conn:
                     for shadow in shadows.values():
-                        await backend.drop_table(conn, shadow)
-                    await backend.bulk_mode(conn, False)
+                        await dialect.drop_table(conn, shadow)
+                    await dialect.bulk_mode(conn, False)
     seconds = time.perf_counter() - started
     return RebuildResult(
         projections=chosen, events=done, seconds=seconds, rate=done / seconds if seconds else 0.0
@@ -364,13 +364,13 @@ async def _rebuild_into(
     progress: Callable[[int, int], None] | None,
 ) -> int:
     """Fill the shadow tables, index them and swap them in; returns the position reached."""
-    backend = backend_for(store)
+    dialect = dialect_for(store)
     later: list[str] = []
     async with store.transaction() as conn:
-        await backend.bulk_mode(conn, True)
+        await dialect.bulk_mode(conn, True)
         for table, shadow in shadows.items():
-            await backend.drop_table(conn, shadow)
-            later += await backend.create_like(conn, table, shadow)
+            await dialect.drop_table(conn, shadow)
+            later += await dialect.create_like(conn, table, shadow)
     # While loading, the shadows get only rows already closed (open versions and edges
     # are carried in memory until closed) and no resources (written once, at the end):
     # inserts alone, into tables without indexes.
@@ -381,16 +381,16 @@ async def _rebuild_into(
 
     async def read(after: int) -> tuple[int, list[RawEvent]]:
         async with store.read_connection() as conn:
-            target = await _target(backend, conn, others, lock=False)
-            return target, await read_events(backend, conn, after, target, batch_size)
+            target = await _target(dialect, conn, others, lock=False)
+            return target, await read_events(dialect, conn, after, target, batch_size)
 
     async def write(closed: BatchOutput) -> None:
         async with store.transaction() as conn:
-            await write_batch(backend, conn, closed, loading)
+            await write_batch(dialect, conn, closed, loading)
 
-    # Where the backend's database works in a process of its own (PostgreSQL), the next
+    # Where the dialect's database works in a process of its own (PostgreSQL), the next
     # batch is read and the last one written while this one folds; else one after another.
-    overlap = backend.overlap_io
+    overlap = dialect.overlap_io
     reading: asyncio.Task[tuple[int, list[RawEvent]]] | None = None
     writing: asyncio.Task[None] | None = None
     try:
@@ -424,38 +424,40 @@ async def _rebuild_into(
                 with contextlib.suppress(asyncio.CancelledError, EventStoreError):
                     await task
     async with store.transaction() as conn:
-        await backend.create_indexes(conn, later)
+        await dialect.create_indexes(conn, later)
     async with store.transaction() as conn:
-        target = await _target(backend, conn, others, lock=True)
+        target = await _target(dialect, conn, others, lock=True)
         while done < target:
-            events = await read_events(backend, conn, done, target, batch_size)
+            events = await read_events(dialect, conn, done, target, batch_size)
             if not events:
                 break
             closed, carried = carry_open(await _fold_shadow(events, cache, carried))
-            await write_batch(backend, conn, closed, loading)
+            await write_batch(dialect, conn, closed, loading)
             done = closed.last_position
         # What is still open, and every resource's current row (in key order).
         carried.resources = dict(sorted(cache.items()))
-        await write_batch(backend, conn, carried, shadows)
+        await write_batch(dialect, conn, carried, shadows)
         for table, shadow in shadows.items():
-            await backend.swap(conn, table, shadow)
-            await backend.analyze(conn, table)
-        await set_checkpoints(backend, conn, chosen, done)
+            await dialect.swap(conn, table, shadow)
+            await dialect.analyze(conn, table)
+        await set_checkpoints(dialect, conn, chosen, done)
     if progress is not None:
         progress(done, done)
     return done
 
 
-async def _target(backend: Backend, conn: Any, others: Sequence[str], *, lock: bool) -> int:
+async def _target(
+    dialect: ProjectionDialect, conn: Connection, others: Sequence[str], *, lock: bool
+) -> int:
     """Where a rebuild stops: the other projections' checkpoint, or the head."""
     if lock:
-        checkpoints = await backend.lock_checkpoints(conn)
+        checkpoints = await dialect.lock_checkpoints(conn)
     else:
-        rows = await backend.fetch(conn, READ_CHECKPOINTS)
+        rows = await conn.fetch(READ_CHECKPOINTS)
         checkpoints = {name: int(position) for name, position in rows}
     if others:
         return min(checkpoints[name] for name in others)
-    return await head(backend, conn)
+    return await head(dialect, conn)
 
 
 async def _fold_shadow(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime
 from typing import Any
 
-from eventstore import Connection, format_time, parse_time
+from eventstore import Connection
 
-from .backend import Backend
+from .dialect import ProjectionDialect
 
 _CREATE_TABLE = re.compile(r'^CREATE TABLE\s+"?(\w+)"?', re.IGNORECASE)
 _CREATE_INDEX = re.compile(r'^CREATE (UNIQUE )?INDEX\s+"?(\w+)"?\s+ON\s+"?(\w+)"?', re.IGNORECASE)
@@ -17,13 +16,13 @@ _GENERATION = re.compile(r"__g[0-9a-f]{8}$")
 BULK_CACHE_KIB = -262_144
 """PRAGMA cache_size during a rebuild (negative: KiB)."""
 _BULK_SETTINGS = {"cache_size": BULK_CACHE_KIB, "secure_delete": 0}
-"""What :meth:`SQLiteBackend.bulk_mode` sets on the writer for a rebuild."""
+"""What :meth:`SQLiteDialect.bulk_mode` sets on the writer for a rebuild."""
 
 
-class SQLiteBackend(Backend):
+class SQLiteDialect(ProjectionDialect):
     """aiosqlite connections; the store's writer runs every transaction in BEGIN IMMEDIATE."""
 
-    dialect = "sqlite"
+    name = "sqlite"
     _settings: dict[str, Any] = {}  # replaced by bulk_mode, never changed in place
     """The writer's settings before a rebuild changed them (see :meth:`bulk_mode`)."""
 
@@ -35,19 +34,12 @@ class SQLiteBackend(Backend):
             f"(SELECT x.rowid FROM proj_versions x WHERE {where} ORDER BY {order} LIMIT 1)"
         )
 
-    def time_in(self, value: datetime) -> Any:
-        return format_time(value)
-
-    def time_out(self, value: Any) -> datetime:
-        return parse_time(str(value))
-
     async def create_like(self, conn: Connection, table: str, shadow: str) -> list[str]:
         # SQLite has no CREATE TABLE ... LIKE: copy the DDL the migration wrote. Index names
         # are global, so the copies get a fresh generation suffix (kept through the rename).
         # Keys declared in the table's DDL come with it (the migration declares the big
         # tables' keys as unique indexes, so that they too are built after the load).
-        rows = await self.fetch(
-            conn,
+        rows = await conn.fetch(
             "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
             "ORDER BY type DESC",
             (table,),
@@ -56,7 +48,7 @@ class SQLiteBackend(Backend):
         later: list[str] = []
         for kind, ddl in rows:
             if kind == "table":
-                await self.execute(conn, _CREATE_TABLE.sub(f"CREATE TABLE {shadow}", ddl, count=1))
+                await conn.execute(_CREATE_TABLE.sub(f"CREATE TABLE {shadow}", ddl, count=1))
             elif kind == "index":
 
                 def rename(match: re.Match[str]) -> str:
@@ -80,15 +72,15 @@ class SQLiteBackend(Backend):
         # a transaction.)
         if on:
             self._settings = {
-                name: (await self.fetch(conn, f"PRAGMA {name}"))[0][0] for name in _BULK_SETTINGS
+                name: (await conn.fetch(f"PRAGMA {name}"))[0][0] for name in _BULK_SETTINGS
             }
             for name, value in _BULK_SETTINGS.items():
-                await self.execute(conn, f"PRAGMA {name} = {value}")
+                await conn.execute(f"PRAGMA {name} = {value}")
         else:
             for name, value in self._settings.items():
-                await self.execute(conn, f"PRAGMA {name} = {int(value)}")
+                await conn.execute(f"PRAGMA {name} = {int(value)}")
 
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # BEGIN IMMEDIATE already holds the database's write lock.
-        rows = await self.fetch(conn, "SELECT name, position FROM projection_checkpoints")
+        rows = await conn.fetch("SELECT name, position FROM projection_checkpoints")
         return {name: int(position) for name, position in rows}

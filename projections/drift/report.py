@@ -2,19 +2,20 @@
 
 The whole report is computed at one log position (the projections' checkpoint when the first
 page is asked), which every later page keeps through its cursor; items are ordered by id,
-field and kind, and a cursor carries the question and the last item's key. A cursor with
-different parameters beside it is a 400 naming ``cursor``.
+field and kind, and a cursor (signed: :mod:`projections.cursors`) carries the question and
+the last item's key. A parameter beside it that differs from the cursor's is a 400 naming it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from eventstore import EventStore, format_time, parse_time, utcnow
 
 from .. import queries
-from ..cursors import make_cursor, read_cursor
+from ..cursors import check_limit, cursor_key, make_cursor, read_cursor
 from ..errors import InvalidParameterError, UnprocessableError
 from .baseline import baseline_differences
 from .compare import Ignore
@@ -23,7 +24,6 @@ from .models import DriftPage
 from .sets import DesiredSets
 from .timeline import Timelines
 
-MAX_LIMIT = 1000
 _KIND = "drift"
 
 
@@ -43,20 +43,18 @@ async def drift(
     ``ignore`` holds the configuration's ``drift_ignore`` patterns; ``unmanaged`` (desired
     sets only) adds each guest no spec covers; ``sets`` is where desired sets are found.
     """
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidParameterError(f"limit must be 1-{MAX_LIMIT}, not {limit}", param="limit")
+    check_limit(limit)
+    key = await cursor_key(store)
+    query: dict[str, str | int | bool | None] = {
+        "baseline": format_time(baseline) if baseline is not None else None,
+        "desired": desired,
+        "unmanaged": unmanaged or None,
+    }
     position: int | None = None
     after: tuple[str, str, str] | None = None
     if cursor is not None:
-        mode, arg, flag, position, *last = read_cursor(
-            cursor, _KIND, (str, str, int, int, str, str, str)
-        )
-        given = _question(baseline, desired, unmanaged)
-        if (given[0] and given[:2] != (mode, arg)) or (unmanaged and not flag):
-            raise InvalidParameterError(
-                "cursor belongs to another question than these parameters", param="cursor"
-            )
-        baseline, desired, unmanaged = _from_question(mode, arg, flag)
+        query, (position, *last) = read_cursor(key, cursor, _KIND, query, (int, str, str, str))
+        baseline, desired, unmanaged = _from_query(query)
         after = (last[0], last[1], last[2])
     _check_question(baseline, desired, unmanaged)
     now = await queries.inventory(store, position=position, limit=None)
@@ -75,30 +73,18 @@ async def drift(
     page = [await timelines.item(difference) for difference in found[:limit]]
     next_cursor = None
     if len(found) > limit:
-        mode, arg, flag = _question(baseline, desired, unmanaged)
-        next_cursor = make_cursor(_KIND, mode, arg, flag, now.position, *found[limit - 1].key)
+        next_cursor = make_cursor(key, _KIND, query, now.position, *found[limit - 1].key)
     return DriftPage(position=now.position, items=page, next_cursor=next_cursor)
 
 
-def _question(
-    baseline: datetime | None, desired: str | None, unmanaged: bool
-) -> tuple[str, str, int]:
-    if baseline is not None:
-        return ("baseline", format_time(baseline), int(unmanaged))
-    if desired is not None:
-        return ("desired", desired, int(unmanaged))
-    return ("", "", int(unmanaged))
-
-
-def _from_question(mode: str, arg: str, flag: int) -> tuple[datetime | None, str | None, bool]:
-    if mode == "baseline":
-        try:
-            return parse_time(arg), None, bool(flag)
-        except ValueError as exc:
-            raise InvalidParameterError("cursor is malformed", param="cursor") from exc
-    if mode == "desired":
-        return None, arg, bool(flag)
-    raise InvalidParameterError("cursor is malformed", param="cursor")
+def _from_query(query: dict[str, Any]) -> tuple[datetime | None, str | None, bool]:
+    """The question a cursor carries."""
+    baseline, desired = query.get("baseline"), query.get("desired")
+    try:
+        when = parse_time(baseline) if isinstance(baseline, str) else None
+    except ValueError as exc:  # signed, so only an older format of ours
+        raise InvalidParameterError("cursor is malformed", param="cursor") from exc
+    return when, desired if isinstance(desired, str) else None, bool(query.get("unmanaged"))
 
 
 def _check_question(baseline: datetime | None, desired: str | None, unmanaged: bool) -> None:

@@ -76,8 +76,10 @@ async def test_every_page_of_a_report_answers_the_same_question(
     assert same["items"] == BASELINE_15[2:4]
     assert same["position"] == page["position"]
     status, problem, _ = await server.get(f"/api/v1/drift?cursor={cursor}&baseline={iso(16)}")
-    assert (status, problem["param"]) == (400, "cursor")
+    assert (status, problem["param"]) == (400, "baseline")
     status, problem, _ = await server.get(f"/api/v1/drift?cursor={cursor}&unmanaged=true")
+    assert (status, problem["param"]) == (400, "unmanaged")
+    status, problem, _ = await server.get(f"/api/v1/drift?cursor={cursor[:-2]}AA")
     assert (status, problem["param"]) == (400, "cursor")
     status, problem, _ = await server.get("/api/v1/drift?cursor=bm90IGEgY3Vyc29y")
     assert (status, problem["param"]) == (400, "cursor")

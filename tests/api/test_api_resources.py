@@ -170,3 +170,42 @@ async def test_bad_input_is_a_problem_naming_the_parameter(
 async def test_rollback_targets_are_not_served_yet(seeded: Server) -> None:
     body = await problem(seeded, f"/api/v1/resources/{WEB}/rollback-targets", 404)
     assert "rollback" in str(body["detail"])
+
+
+async def test_a_cursor_passed_back_alone_keeps_its_filters(seeded: Server) -> None:
+    status, first, _ = await seeded.get("/api/v1/resources?type=node&limit=1")
+    assert status == 200
+    assert first["next_cursor"]
+    cursor = quote(first["next_cursor"])
+    status, second, _ = await seeded.get(f"/api/v1/resources?cursor={cursor}")
+    assert status == 200
+    assert [r["type"] for r in second["items"]] == ["node"]
+    status, again, _ = await seeded.get(f"/api/v1/resources?type=node&cursor={cursor}")
+    assert (status, again) == (200, second)
+    status, body, _ = await seeded.get(f"/api/v1/resources?type=qemu&cursor={cursor}")
+    assert (status, body["param"]) == (400, "type")
+
+
+async def test_the_longest_id_pages_its_history_over_http(
+    store: EventStore, serve_app: ServerFactory
+) -> None:
+    from collectors.events import Discovered, Renamed
+    from projections.runner import ProjectionRunner
+    from tests.projections.projection_helpers import change, new
+
+    rid = "lab/storage/pve1/" + "s" * (1024 - len("lab/storage/pve1/"))
+    state = {"id": rid, "cluster": "lab", "type": "storage", "node": "pve1", "name": "s"}
+    await store.append(
+        [new(rid, Discovered(state=state), 1)]
+        + [new(rid, Renamed(changes=change("name", f"n{i}", f"n{i + 1}")), 2 + i) for i in range(3)]
+    )
+    await ProjectionRunner(store).catch_up()
+    server = await serve_app()
+    path = f"/api/v1/resources/{quote(rid, safe='')}/history?limit=1"
+    status, page, _ = await server.get(path)
+    seen = list(page["items"])
+    while page["next_cursor"]:
+        status, page, _ = await server.get(f"{path}&cursor={quote(page['next_cursor'])}")
+        assert status == 200, page
+        seen += page["items"]
+    assert len(seen) == 4

@@ -140,8 +140,13 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
                 assert entry["observed_after"] is not None
                 assert parse_time(entry["observed_after"]) <= after
                 assert parse_time(entry["observed_at"]) >= before
-                status, now = await get("/api/v1/resources/lab/qemu/101")
-                assert str(now["config"]["memory"]) == "3072"
+
+                # History reads the log; the resource, the projections, which follow it.
+                async def projected() -> Any:
+                    status, now = await get("/api/v1/resources/lab/qemu/101")
+                    return status == 200 and str(now["config"]["memory"]) == "3072"
+
+                await wait_for(projected, "the projections to show the change", interval=0.2)
                 # The query commands work beside the running server, on the same database.
                 cli = await asyncio.create_subprocess_exec(
                     sys.executable,

@@ -36,7 +36,6 @@ from collectors.events import (
 from eventstore import Actor, EventStore, NewEvent, RecordedEvent
 from eventstore.postgres import PostgresEventStore, lock_key
 from eventstore.sqlite import SQLiteEventStore
-from projections.backend import backend_for
 from projections.models import Resource
 from projections.runner import RUNNER_LOCK
 from tests.outside import open_handles
@@ -300,11 +299,10 @@ TABLE_KEYS = {
 
 async def table_rows(store: EventStore) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every projection table, in key order."""
-    backend = backend_for(store)
     rows: dict[str, list[tuple[Any, ...]]] = {}
     async with store.read_connection() as conn:
         for table, key in TABLE_KEYS.items():
-            found = await backend.fetch(conn, f"SELECT * FROM {table} ORDER BY {key}")
+            found = await conn.fetch(f"SELECT * FROM {table} ORDER BY {key}")
             rows[table] = [tuple(r) for r in found]
     return rows
 
@@ -320,16 +318,13 @@ async def runner_lock_contenders(store: EventStore) -> int:
     assert isinstance(store, PostgresEventStore)
     key = lock_key("pvetrail.named", store.schema or "public", RUNNER_LOCK)
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
-    backend = backend_for(store)
     async with store.read_connection() as conn:
-        [(holders,)] = await backend.fetch(
-            conn,
+        [(holders,)] = await conn.fetch(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
             "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
             (unsigned >> 32, unsigned & 0xFFFF_FFFF),
         )
-        [(refused,)] = await backend.fetch(
-            conn,
+        [(refused,)] = await conn.fetch(
             "SELECT count(*) FROM pg_stat_activity a WHERE datname = current_database() "
             "AND query = 'SELECT pg_try_advisory_lock($1)' AND NOT EXISTS (SELECT 1 FROM "
             "pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)",

@@ -19,7 +19,7 @@ from collectors.events import (
 )
 from eventstore import Actor, EventStore, utcnow
 from eventstore.sqlite import READ_MMAP_BYTES
-from projections.backend import backend_for
+from projections.dialects import dialect_for
 from projections.errors import (
     InvalidParameterError,
     NotFoundError,
@@ -27,13 +27,13 @@ from projections.errors import (
     UnprocessableError,
 )
 from projections.queries import (
-    _Point,
-    _versions_sql,
+    Point,
     changes,
     history,
     inventory,
     relations,
     resource_at,
+    versions_sql,
 )
 from projections.runner import ProjectionRunner, rebuild
 from tests.projections.projection_helpers import at, change, guest_state, new
@@ -225,8 +225,8 @@ async def test_postgresql_reads_the_inventory_at_a_time_by_the_span_index(
 ) -> None:
     """An index of PostgreSQL's migration only: the test runs on PostgreSQL alone."""
     assert timeline.dialect == "postgresql"
-    backend = backend_for(timeline)
-    sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=False)
+    dialect = dialect_for(timeline)
+    sql, args = versions_sql(dialect, Point(at(55), at(55), 10), observed=False)
     async with timeline.transaction() as conn:
         # A few rows: forbid the other ways, so that only a mismatch of the query's
         # expression and the index's leaves the index unused.
@@ -272,15 +272,15 @@ async def test_sqlite_walks_the_resources_by_their_covering_index_after_a_rebuil
 ) -> None:
     """SQLite's whole inventory reads proj_resources through proj_resources_scan only (its
     wide rows stay unread), also once a rebuild has replaced the table and its indexes; and
-    the readers map the file (a query's pages are not copied into each reader's cache)."""
+    the readers use the configured mapping (none: mapped pages would count in the RSS)."""
     assert timeline.dialect == "sqlite"
     before = await inventory(timeline, at=at(55), limit=None)
     await rebuild(timeline)
-    backend = backend_for(timeline)
-    sql, args = _versions_sql(backend, _Point(at(55), at(55), 10), observed=True)
+    dialect = dialect_for(timeline)
+    sql, args = versions_sql(dialect, Point(at(55), at(55), 10), observed=True)
     async with timeline.read_connection() as conn:
-        plan = [row[3] for row in await backend.fetch(conn, "EXPLAIN QUERY PLAN " + sql, args)]
-        [[mapped]] = await backend.fetch(conn, "PRAGMA mmap_size", ())
+        plan = [row[3] for row in await conn.fetch("EXPLAIN QUERY PLAN " + sql, args)]
+        [[mapped]] = await conn.fetch("PRAGMA mmap_size", ())
     assert any(
         step.startswith("SCAN r USING COVERING INDEX proj_resources_scan") for step in plan
     ), plan

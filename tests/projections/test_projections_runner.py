@@ -10,7 +10,6 @@ import pytest
 
 from collectors.events import ConfigChanged, Discovered, Removed, Renamed, StatusChanged
 from eventstore import EventStore, NewEvent, open_store
-from projections.backend import backend_for
 from projections.errors import ProjectionStateError, ProjectionStoppedError
 from projections.queries import inventory, resource_at
 from projections.runner import SHADOW_SUFFIX, ProjectionRunner, rebuild
@@ -165,10 +164,9 @@ async def test_a_rebuild_stopped_after_many_batches_leaves_no_shadow_tables(
     with pytest.raises(ProjectionStoppedError, match="position 41"):
         await rebuild(store, batch_size=3)
     assert await table_rows(store) == before
-    backend = backend_for(store)
     async with store.read_connection() as conn:
         for table in ("proj_resources", "proj_versions", "proj_configs", "proj_edges"):
-            assert not await backend.table_exists(conn, table + SHADOW_SUFFIX)
+            assert not await conn.table_exists(table + SHADOW_SUFFIX)
 
 
 async def test_a_rebuild_restores_the_writers_settings(sqlite_url: str) -> None:
@@ -178,11 +176,10 @@ async def test_a_rebuild_restores_the_writers_settings(sqlite_url: str) -> None:
     try:
         await store.migrate()
         settings = ("cache_size", "temp_store", "secure_delete")
-        backend = backend_for(store)
 
         async def current() -> list[object]:
             async with store.transaction() as conn:
-                return [(await backend.fetch(conn, f"PRAGMA {name}"))[0][0] for name in settings]
+                return [(await conn.fetch(f"PRAGMA {name}"))[0][0] for name in settings]
 
         before = await current()
         await store.append([new(VM, Discovered(state=guest_state(VM)), 1)])
