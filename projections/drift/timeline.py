@@ -1,14 +1,15 @@
 """When a value last changed away from what was expected, and who did it: from the log.
 
-A report finds its :class:`Difference` rows first (cheap: two inventories compared) and reads
-the log only for the page it answers.
+A field's departure walks the field's last changes back (the read side's building block,
+:func:`projections.queries.last_change`); a resource's (its creation, removal) folds its
+history. A report finds its :class:`Difference` rows first (cheap: two inventories compared)
+and reads these only for the page it answers.
 
-A resource's history (:func:`projections.queries.history`) is folded into its successive
-states, up to the report's position; the answer is the last event after which the state no
-longer had the expected value while the one before it had (a resource that did not exist has
-no fields: its discovery is a change from nothing, its removal a change to nothing). None when
-the state never had it. Each resource's history is read once per report, however many of its
-fields drift.
+For a resource, its history (:func:`projections.queries.history`) is folded into its
+successive states up to the report's position, read once per report; the answer is the last
+event after which the state no longer was as expected while the one before it was (its
+discovery is a change from nothing, its removal a change to nothing). Either way None when it
+never was as expected in the log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collectors.events import CREATES, ENDS, apply_changes
 from eventstore import Actor, EventStore
 
 from .. import queries
+from ..dialects import dialect_for
 from ..errors import NotFoundError
 from ..models import HistoryEntry
 from .models import DriftItem, DriftKind
@@ -101,7 +103,12 @@ class Timelines:
 
     async def item(self, found: Difference) -> DriftItem:
         """The drift item, with when and by whom it departed from what was expected."""
-        away = NEVER if found.holds is None else await self.departure(found.id, found.holds)
+        if found.holds is None:
+            away = NEVER
+        elif found.field is not None:
+            away = await self.field_departure(found.id, found.field, found.holds)
+        else:
+            away = await self.departure(found.id, found.holds)
         return DriftItem(
             id=found.id,
             kind=found.kind,
@@ -112,6 +119,24 @@ class Timelines:
             actor=away.actor,
         )
 
+    async def field_departure(self, resource_id: str, field: str, expected: Expected) -> Departure:
+        """The last change after which a field no longer held the expected value: the field's
+        last changes (:func:`projections.queries.last_change`, indexed reads of the versions)
+        walked back from the report's position until one whose old value held it. While
+        walking, each change's new value does not hold it (the first one's is the current
+        value, each older one's the old value of the change after it)."""
+        stored = _stored_field(field)
+        dialect = dialect_for(self.store)
+        point = queries.Point(None, None, self.position)
+        async with self.store.read_connection() as conn:
+            while True:
+                change = await queries.last_change(dialect, conn, resource_id, stored, point)
+                if change is None:
+                    return NEVER
+                if expected(_state(stored, change.old)):
+                    return Departure(change.observed_at, change.actor)
+                point = queries.Point(None, None, change.position - 1)
+
     async def departure(self, resource_id: str, expected: Expected) -> Departure:
         """The last change after which the state stopped holding the expected value."""
         last = NEVER
@@ -121,3 +146,15 @@ class Timelines:
                 last = Departure(entry.observed_at, entry.actor)
             before = state
         return last
+
+
+def _stored_field(field: str) -> str:
+    """The field as the versions keep it: ``config.KEY`` for ``config.KEY.SUBKEY``."""
+    prefix, _, rest = field.partition(".")
+    return f"{prefix}.{rest.partition('.')[0]}" if prefix == "config" and rest else field
+
+
+def _state(stored: str, value: Any) -> dict[str, Any]:
+    """A state holding only ``value`` for the stored field (enough for its predicate)."""
+    prefix, _, key = stored.partition(".")
+    return {prefix: {key: value}} if prefix == "config" and key else {stored: value}
