@@ -86,8 +86,11 @@ def create_app(
         handler_args={
             "access_log": None,  # the middleware logs each request, with its id
             # Room for a 1024-character id percent-encoded in full plus its query, so that an
-            # over-long id still gets our problem+json 400 rather than the parser's plain one.
-            "max_line_size": 64 * 1024,
+            # over-long id still gets our problem+json 400 rather than the parser's plain one;
+            # and for an over-long cursor or text parameter (512 characters allowed): 64 KiB
+            # was too little for the 5,000-odd 4-byte characters, 12 bytes each encoded, that
+            # schemathesis's negative mode sends as a cursor.
+            "max_line_size": 256 * 1024,
         },
     )
     app[SERVICES] = services
