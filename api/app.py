@@ -56,6 +56,8 @@ def create_app(
     collectors: CollectorsPort | None = None,
     projections: ProjectionsPort | None = None,
     clusters: Sequence[str] = (),
+    desired_dir: str | None = None,
+    drift_ignore: Sequence[str] = (),
     hosts: Sequence[str] | None = None,
 ) -> web.Application:
     """The app over ``store``; it starts and stops ``projections`` and ``collectors`` with itself.
@@ -74,6 +76,8 @@ def create_app(
         resyncs=Resyncs(store, clusters),
         collectors=collectors,
         projections=projections,
+        desired_dir=desired_dir,
+        drift_ignore=tuple(drift_ignore),
     )
     app = web.Application(
         middlewares=[

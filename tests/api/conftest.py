@@ -70,6 +70,8 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
         collectors: CollectorsPort | None = None,
         projections: ProjectionsPort | None = None,
         clusters: Sequence[str] = (),
+        desired_dir: str | None = None,
+        drift_ignore: Sequence[str] = (),
         hosts: Sequence[str] | None = None,
     ) -> Server:
         app = create_app(
@@ -78,6 +80,8 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
             collectors=collectors,
             projections=projections,
             clusters=clusters,
+            desired_dir=desired_dir,
+            drift_ignore=drift_ignore,
             hosts=hosts,
         )
         runner = await run_site(app, "127.0.0.1", 0)
