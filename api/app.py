@@ -4,8 +4,9 @@
 the authenticator and the metrics into the request-time :class:`~api.services.Services`, and
 builds the router and the OpenAPI document from the operations :mod:`api.routes` lists. When
 the app starts it starts the projection runner and then the collectors; when it stops it
-cancels the resyncs still running and stops them in the reverse order, so a ``serve`` process
-that receives SIGTERM finishes or rolls back its in-flight polls before closing the store.
+stops them in the reverse order, so a ``serve`` process that receives SIGTERM finishes or rolls
+back its in-flight polls and resyncs (a resync cut short goes back to the queue) before closing
+the store.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def create_app(
         store=store,
         auth=auth,
         metrics=metrics,
-        resyncs=Resyncs(collectors, clusters),
+        resyncs=Resyncs(store, clusters),
         collectors=collectors,
         projections=projections,
     )
@@ -103,7 +104,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 started.append(service)
         yield
     finally:
-        await services.resyncs.cancel()
         for service in reversed(started):
             try:
                 await service.stop()

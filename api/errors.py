@@ -14,7 +14,8 @@ class ApiError(Exception):
     """An answer other than success: an HTTP status, a short title and a detail for people.
 
     ``param`` names the query or path parameter at fault (400s); ``extra`` adds members to the
-    problem body (e.g. ``first_seen``/``last_seen`` of a 404).
+    problem body (e.g. ``first_seen``/``last_seen`` of a 404); ``headers`` are sent with it
+    (``Retry-After`` of a 503).
     """
 
     status = 500
@@ -28,6 +29,7 @@ class ApiError(Exception):
         status: int | None = None,
         title: str | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -37,6 +39,7 @@ class ApiError(Exception):
         if title is not None:
             self.title = title
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class BadParameterError(ApiError):

@@ -16,6 +16,7 @@ from eventstore import RecordedEvent
 
 from .errors import BadParameterError
 from .health import projection_lag, readiness
+from .middleware import TOKEN
 from .models import Alive, EventOut, EventPage, Integrity, ResyncAccepted, ResyncRequest
 from .params import parse_int, parse_limit
 from .responses import render
@@ -111,10 +112,13 @@ async def create_resync(request: web.Request) -> web.Response:
         body = msgspec.json.decode(raw, type=ResyncRequest)
     except msgspec.DecodeError as exc:
         raise BadParameterError("body", str(exc)) from None
-    status = services_of(request).resyncs.start(body)
-    return render(ResyncAccepted(id=status.id), 202)
+    token = request.get(TOKEN)
+    resync_id = await services_of(request).resyncs.start(
+        body, requested_by="anonymous" if token is None else token.name
+    )
+    return render(ResyncAccepted(id=resync_id), 202)
 
 
 async def get_resync(request: web.Request) -> web.Response:
-    """A resync's status."""
-    return render(services_of(request).resyncs.status(request.match_info["resync_id"]))
+    """A resync's status, from the queue in the database."""
+    return render(await services_of(request).resyncs.status(request.match_info["resync_id"]))

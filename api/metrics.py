@@ -49,6 +49,21 @@ class ServiceCollector(Collector):
         up = GaugeMetricFamily(
             "pvetrail_collector_up", "1 while the last poll succeeded", labels=["cluster"]
         )
+        clock = GaugeMetricFamily(
+            "pvetrail_node_clock_offset_seconds",
+            "A Proxmox VE node's clock minus ours, from the Date headers of its answers",
+            labels=["cluster", "node"],
+        )
+        leader = GaugeMetricFamily(
+            "pvetrail_collector_leader",
+            "1 while this process holds the cluster's collector lease (it polls)",
+            labels=["cluster"],
+        )
+        standby = GaugeMetricFamily(
+            "pvetrail_collector_standby",
+            "1 while another process holds the cluster's collector lease (this one stands by)",
+            labels=["cluster"],
+        )
         clusters = self.health() if self.health is not None else {}
         for cluster, health in clusters.items():
             for kind, count in dict(health.get("polls_total") or {}).items():
@@ -61,7 +76,11 @@ class ServiceCollector(Collector):
             consecutive = int(health.get("consecutive_failures") or 0)
             failures.add_metric([cluster], float(consecutive))
             up.add_metric([cluster], 1.0 if consecutive == 0 else 0.0)
-        yield from (polls, errors, appended, duration, failures, up)
+            for node, offset in dict(health.get("clock_offsets_s") or {}).items():
+                clock.add_metric([cluster, str(node)], float(offset))
+            leader.add_metric([cluster], 1.0 if health.get("leader") else 0.0)
+            standby.add_metric([cluster], 1.0 if health.get("state") == "standby" else 0.0)
+        yield from (polls, errors, appended, duration, failures, up, clock, leader, standby)
         if self.lag is not None:
             head, checkpoint, seconds = self.lag
             yield GaugeMetricFamily(

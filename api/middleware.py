@@ -33,6 +33,8 @@ MAX_BODY = 1024 * 1024
 """Request bodies over 1 MiB get 413."""
 
 REQUEST_ID = web.RequestKey("request_id", str)
+TOKEN = web.RequestKey("token", Token)
+"""The token a request authenticated with (absent when the API is open)."""
 ROUTE = web.RequestKey("route", str)
 """The metrics and log label of a request, when its handler knows better than the router."""
 
@@ -166,6 +168,8 @@ def make_middleware(
             if not is_open(request.path):
                 token = auth.identify(request.headers.get("Authorization"))
                 auth.authorize(token, request.method, request.path)
+                if token is not None:
+                    request[TOKEN] = token
             response = await handler(request)
         except asyncio.CancelledError:
             raise
@@ -215,7 +219,11 @@ def _render(exc: Exception, request_id: str) -> web.Response:
             param=exc.param,
             extra=exc.extra,
             # RFC 6750: a 401 names the scheme the client should use.
-            headers={"WWW-Authenticate": 'Bearer realm="pvetrail"'} if exc.status == 401 else None,
+            headers=(
+                {**exc.headers, "WWW-Authenticate": 'Bearer realm="pvetrail"'}
+                if exc.status == 401
+                else exc.headers
+            ),
         )
     if isinstance(exc, web.HTTPException):
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}

@@ -88,10 +88,20 @@ class Check(msgspec.Struct, kw_only=True, omit_defaults=True):
 class ClusterState(msgspec.Struct, kw_only=True):
     """One cluster's collector state, as ``/readyz`` reports it."""
 
-    state: str
+    state: Annotated[
+        str,
+        msgspec.Meta(
+            description="starting, ok, degraded, down, or standby (another process collects)"
+        ),
+    ]
+    leader: Annotated[
+        bool, msgspec.Meta(description="whether this process holds the collector lease")
+    ] = False
     last_success: datetime | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    clock_offsets_s: dict[str, float] = {}  # by node: its clock minus ours
+    warnings: list[str] = []
 
 
 class Readiness(msgspec.Struct, kw_only=True):
@@ -117,10 +127,19 @@ class ResyncAccepted(msgspec.Struct, kw_only=True):
 
 
 class ResyncStatus(msgspec.Struct, kw_only=True):
-    """A resync's progress."""
+    """A resync's progress, as the queue in the database keeps it (any process answers)."""
 
     id: str
     cluster: str
     status: Literal["queued", "running", "done", "failed"]
     events_appended: int = 0
     error: str | None = None
+    node: str | None = None
+    vmid: int | None = None
+    requested_by: Annotated[
+        str | None, msgspec.Meta(description="the token's name, `webhook` or `anonymous`")
+    ] = None
+    requests: Annotated[int, msgspec.Meta(description="how many requests joined it")] = 1
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

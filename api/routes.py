@@ -192,11 +192,13 @@ CREATE_RESYNC = Operation(
     path="/api/v1/resyncs",
     handler=handlers.create_resync,
     operation_id="createResync",
-    summary="Poll a cluster (or one node or guest) now",
+    summary="Poll a cluster (or one node or guest) now: queued in the database, run by the "
+    "process that collects the cluster; a request for a scope already queued joins it (same "
+    "id); 503 with Retry-After while the cluster's queue is full",
     answer=ResyncAccepted,
     body=ResyncRequest,
     status=202,
-    errors=(400, 413, 422),
+    errors=(400, 413, 422, 503),
     tag="operate",
 )
 GET_RESYNC = Operation(
@@ -204,10 +206,10 @@ GET_RESYNC = Operation(
     path="/api/v1/resyncs/{resync_id}",
     handler=handlers.get_resync,
     operation_id="getResync",
-    summary="A resync's status",
+    summary="A resync's status (from any process on the database, also after a restart)",
     answer=ResyncStatus,
     params=[Param(name="resync_id", where="path", schema=CURSOR, description="its id")],
-    errors=(404,),
+    errors=(404, 503),
     tag="operate",
 )
 GET_OPENAPI = Operation(

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import requests
 from proxmoxer import AuthenticationError, ProxmoxAPI, ResourceException
 
+from eventstore import utcnow
+
+from .clocks import Clocks, parse_date
 from .config import ClusterConfig
 
 
@@ -50,6 +55,20 @@ class PveRequestError(CollectorError):
 
 
 TRANSIENT = frozenset({"unreachable", "timeout", "http_5xx_retry"})
+_NODE_PATH = re.compile(r"^/?nodes/([^/]+)/")
+
+
+class Answer(NamedTuple):
+    """An answer's ``data``, when its request was sent and when the answer arrived (our clock).
+
+    ``sent`` is taken before the request is queued for a thread (no later than its sending),
+    ``received`` after the answer is decoded (no earlier than its arrival): the two ends of
+    every observation window (DESIGN invariant 6).
+    """
+
+    data: Any
+    sent: datetime
+    received: datetime
 
 
 class PveClient:
@@ -71,6 +90,7 @@ class PveClient:
         self._closed = False
         self._apis: list[Any] = []  # every client built, so close() can close their sessions
         self._sessions_lock = threading.Lock()
+        self.clocks = Clocks()
 
     # -- in the worker threads -------------------------------------------------------------
     def _build(self) -> Any:
@@ -107,6 +127,9 @@ class PveClient:
             local.api = None
         if getattr(local, "api", None) is None:
             local.api = self._translated(self._build)
+            session = getattr(local.api, "_store", {}).get("session")
+            if session is not None:  # the Date header of each answer, for the clock offsets
+                session.hooks["response"].append(self._remember_date)
             with self._sessions_lock:
                 self._apis.append(local.api)
         return local.api
@@ -139,27 +162,51 @@ class PveClient:
         except (ValueError, TypeError) as exc:  # an answer that is not JSON, say
             raise PveRequestError("invalid", f"unreadable answer: {exc}") from exc
 
-    def _get_sync(self, path: str, params: Mapping[str, Any]) -> Any:
+    def _remember_date(self, response: Any, *_args: Any, **_kwargs: Any) -> None:
+        self._local.date = response.headers.get("Date")
+
+    def _get_sync(self, path: str, params: Mapping[str, Any]) -> tuple[Answer, str | None]:
         api = self._api()
         try:
-            return self._translated(lambda: api.get(path, **params))
+            return self._timed(api, path, params)
         except PveRequestError as exc:
             if exc.kind != "auth" or exc.status != 401:
                 raise
         # The ticket (or token) was refused: log in again once, then give up.
-        api = self._api(fresh=True)
-        return self._translated(lambda: api.get(path, **params))
+        return self._timed(self._api(fresh=True), path, params)
+
+    def _timed(self, api: Any, path: str, params: Mapping[str, Any]) -> tuple[Answer, str | None]:
+        # Taken in the thread, right around the request: a request queued for a free thread
+        # is not "sent" while it waits, and a tight window attributes better.
+        self._local.date = None
+        sent = utcnow()
+        data = self._translated(lambda: api.get(path, **params))
+        return Answer(data, sent, utcnow()), self._local.date
 
     # -- on the event loop ------------------------------------------------------------------
     async def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` (without ``/api2/json``); the answer's ``data``. Retries transients."""
+        return (await self.fetch(path, **params)).data
+
+    async def fetch(self, path: str, **params: Any) -> Answer:
+        """GET ``path``; its data with when it was sent and answered. Retries transients.
+
+        The times are those of the attempt that answered. The answer's ``Date`` header feeds
+        :attr:`clocks` (per node for ``nodes/{node}/...`` paths).
+        """
         if self._closed:
             raise CollectorError(f"the client of cluster {self.cluster.name!r} is closed")
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             try:
-                return await loop.run_in_executor(self._pool, self._get_sync, path, params)
+                answer, date = await loop.run_in_executor(self._pool, self._get_sync, path, params)
+                when = parse_date(date)
+                if when is not None:
+                    match = _NODE_PATH.match(path)
+                    node = match.group(1) if match else ""
+                    self.clocks.record(node, when, answer.sent, answer.received)
+                return answer
             except PveRequestError as exc:
                 if exc.kind not in TRANSIENT or attempt >= self._retries:
                     if exc.kind == "http_5xx_retry":

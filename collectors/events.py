@@ -118,6 +118,18 @@ class FieldsChanged(ResourceEvent, frozen=True, kw_only=True, tag="fields_change
     """Any other observed state field changed (``ha_state``, a storage's ``shared``, ...)."""
 
 
+class Learned(ResourceEvent, frozen=True, kw_only=True, tag="learned"):
+    """Fields first observed after the discovery, which could not see them: not a change.
+
+    A resource listed while its node was offline is discovered with what is known and its
+    state's ``unknown`` lists the fields it lacks (``name``, ``status``, ``config``, ...).
+    When they are first observed, this event sets them (``old`` is what the state held:
+    ``None``, or ``"unknown"`` for a status) and shrinks ``unknown`` (a row of its own; to
+    ``None`` once nothing is missing). Readers fold it like any other resource event; history
+    shows it as its own type, so no ``renamed`` from ``None`` ever appears.
+    """
+
+
 class SnapshotCreated(Event, frozen=True, kw_only=True, tag="snapshot_created"):
     """A snapshot appeared; its stream is ``{cluster}/snapshot/{kind}/{vmid}/{name}``."""
 
@@ -169,6 +181,7 @@ AnyEvent = (
     | LockReleased
     | PoolChanged
     | FieldsChanged
+    | Learned
     | SnapshotCreated
     | SnapshotRemoved
     | BackupSeen

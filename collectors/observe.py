@@ -2,9 +2,11 @@
 
 An :class:`Observation` holds, per resource id, the fields this poll actually observed (a
 fast poll observes ``status``/``node``/``name``/... but not ``config``; a guest on an offline
-node observes nothing), the *scopes* that were listed completely and successfully (only
-inside a complete scope may an absent resource be called removed), the finished tasks seen,
-and the faults met. Nothing here compares with the past: that is :mod:`collectors.state`.
+node observes nothing but what its entry says for sure: ``partial``), the *scopes* that were
+listed completely and successfully (only inside a complete scope may an absent resource be
+called removed), the tasks seen (finished, and still running), when each request behind it
+was sent, and the faults met. Nothing here compares with the past: that is
+:mod:`collectors.state`.
 
 Entries that make no sense (no id, a vmid that is not a number, fakepve's placeholder HA
 resource ``sid: "fake"``) are skipped and logged, never fatal to the poll.
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .client import PveClient, PveRequestError
+from .client import Answer, PveClient, PveRequestError
 from .secrets import redact_config
 from .values import (
     GUEST_TYPES,
@@ -39,11 +41,19 @@ State = dict[str, Any]
 
 FAST_GUEST_FIELDS = ("node", "name", "status", "tags", "pool", "lock", "ha_state", "template")
 DEEP_GUEST_FIELDS = ("config", "pending", "pending_delete", "digest", "ha")
+# What an entry of an offline node's guest or storage does not say (pve-api.md §7): the
+# ``unknown`` fields of a resource discovered from such an entry, learned later.
+UNKNOWN_GUEST_FIELDS = ["name", "status", "template", *DEEP_GUEST_FIELDS]
+UNKNOWN_STORAGE_FIELDS = ["status", "config", "active", "enabled"]
 # Config keys that are not configuration: lock is its own field, digest the file's checksum.
 _CONFIG_SKIP = frozenset({"digest", "lock"})
-# Finished tasks read per node and poll (Proxmox answers 50 by default): enough for a busy
-# node between two deep polls, so attribution and task_seen miss none.
+# Tasks read per page of a node's task log (Proxmox answers 50 by default). The log is read
+# incrementally (``since``), page after page while a page is full and reaches back no further
+# than ``since``, so a busy node never loses a task between two polls.
 TASK_LIMIT = 500
+TASK_PAGES = 20
+# Task times are whole seconds of the node's clock: read back this much further.
+TASK_SLACK_S = 2
 
 
 @dataclass
@@ -53,6 +63,9 @@ class Observation:
     cluster: str
     kind: str
     states: dict[str, State] = field(default_factory=dict)
+    # Resources listed but unobserved (an offline node's): what the entry says for sure, for
+    # a first discovery only; never compared with a known state.
+    partial: dict[str, State] = field(default_factory=dict)
     complete: set[str] = field(default_factory=set)
     present: set[str] = field(default_factory=set)
     tasks: list[dict[str, Any]] = field(default_factory=list)
@@ -63,6 +76,23 @@ class Observation:
     resources_ok: bool = False
     deep_ids: set[str] = field(default_factory=set)
     observed_at: datetime | None = None
+    # When the requests behind what was seen were sent (our clock), for observed_after:
+    fast_sent: datetime | None = None  # /cluster/status and /cluster/resources
+    sent: dict[str, datetime] = field(default_factory=dict)  # resource id -> its deep answers
+    scope_sent: dict[str, datetime] = field(default_factory=dict)  # complete scope -> listing
+    running: list[dict[str, Any]] = field(default_factory=list)  # tasks still running
+    task_nodes: set[str] = field(default_factory=set)  # nodes whose task log was read
+
+    def deep_seen(self, rid: str, *answers: Answer) -> None:
+        """The resource's deep fields were observed by these answers."""
+        first = min(a.sent for a in answers)
+        self.deep_ids.add(rid)
+        self.sent[rid] = min(first, self.sent.get(rid, first))
+
+    def scope_done(self, scope: str, *answers: Answer) -> None:
+        """A scope was listed completely by these answers."""
+        self.complete.add(scope)
+        self.scope_sent[scope] = min(a.sent for a in answers)
 
     def fault(self, what: str, exc: PveRequestError) -> None:
         """Record a failed request: it leaves what it would have shown unobserved."""
@@ -86,24 +116,30 @@ class Observer:
         self.client = client
         self.cluster = client.cluster.name
         self._key = fingerprint_key
+        self._old_pools = False  # the cluster refused /pools?poolid= (before PVE 8.1)
+        # Per node: where the next read of its task log starts (its clock, epoch seconds).
+        self._task_since: dict[str, int] = {}
 
-    async def _try(self, obs: Observation, what: str, call: Awaitable[Any]) -> Any:
+    async def _get(self, obs: Observation, path: str, **params: Any) -> Answer | None:
+        """GET ``path``; None (and a fault) when it failed."""
         try:
-            return await call
+            return await self.client.fetch(path, **params)
         except PveRequestError as exc:
-            obs.fault(what, exc)
+            query = "&".join(f"{k}={v}" for k, v in params.items() if k != "current")
+            obs.fault(f"GET /{path}" + (f"?{query}" if query else ""), exc)
             return None
 
     # -- fast -----------------------------------------------------------------------------
     async def fast(self, obs: Observation) -> None:
         """``/cluster/status`` (quorum, node online state) and ``/cluster/resources``."""
-        status, resources = await asyncio.gather(
-            self._try(obs, "GET /cluster/status", self.client.get("cluster/status")),
-            self._try(obs, "GET /cluster/resources", self.client.get("cluster/resources")),
+        status_answer, resources_answer = await asyncio.gather(
+            self._get(obs, "cluster/status"), self._get(obs, "cluster/resources")
         )
+        status = status_answer.data if status_answer else None
+        resources = resources_answer.data if resources_answer else None
         online: dict[str, bool] = {}
         status_ok = isinstance(status, list)
-        if status_ok:
+        if isinstance(status, list):
             for entry in status:
                 if not isinstance(entry, dict):
                     continue
@@ -142,8 +178,14 @@ class Observer:
                 self._storage_entry(obs, entry)
             # pools come from /pools (deep); sdn/network entries are not tracked (yet).
         obs.resources_ok = True
+        assert resources_answer is not None
+        obs.fast_sent = resources_answer.sent
+        if status_answer is not None:
+            obs.fast_sent = min(obs.fast_sent, status_answer.sent)
         if status_ok and obs.quorate:
-            obs.complete.update({"guests", "nodes", "storages"})
+            assert status_answer is not None
+            for scope in ("guests", "nodes", "storages"):
+                obs.scope_done(scope, status_answer, resources_answer)
         elif not obs.quorate:
             obs.faults.append("cluster is not quorate: nothing is removed")
             obs.error_kinds.append("quorum")
@@ -161,24 +203,29 @@ class Observer:
         rid = guest_id(obs.cluster, kind, vmid)
         obs.present.add(rid)
         status = entry.get("status")
-        # A guest on an offline node, or whose status is unknown, shows stale or no data
-        # (pve-api.md §7): it is present (never removed) but unobserved.
-        if node in obs.offline_nodes or status in (None, "unknown") or "name" not in entry:
-            return
-        obs.states[rid] = {
+        state: State = {
             "id": rid,
             "cluster": obs.cluster,
             "type": kind,
             "vmid": vmid,
             "node": node,
-            "name": str(entry["name"]),
-            "status": str(status),
+            # config-derived: true even when the node is offline (pve-api.md §7)
             "tags": split_tags(entry.get("tags")),
             "pool": entry.get("pool") or None,
             "lock": entry.get("lock") or None,
             "ha_state": entry.get("hastate") or None,
-            "template": as_flag(entry.get("template", 0)),
         }
+        # A guest on an offline node, or whose status is unknown, shows stale or no stats
+        # (pve-api.md §7): it is present (never removed) but unobserved; what is sure about
+        # it is kept for its first discovery only.
+        if node in obs.offline_nodes or status in (None, "unknown") or "name" not in entry:
+            unknown = list(UNKNOWN_GUEST_FIELDS)
+            obs.partial[rid] = state | {"name": None, "status": "unknown", "unknown": unknown}
+            return
+        state["name"] = str(entry["name"])
+        state["status"] = str(status)
+        state["template"] = as_flag(entry.get("template", 0))
+        obs.states[rid] = state
 
     def _node_entry(
         self, obs: Observation, entry: Mapping[str, Any], online: Mapping[str, bool]
@@ -209,8 +256,6 @@ class Observer:
             return
         rid = obs.rid("storage", node, sid)
         obs.present.add(rid)
-        if node in obs.offline_nodes:
-            return
         plugintype = entry.get("plugintype")
         state: State = {
             "id": rid,
@@ -226,6 +271,10 @@ class Observer:
             "content": content_list(entry.get("content")),
             "pool": entry.get("pool") or None,
         }
+        if node in obs.offline_nodes:  # its status is stale or unknown (pve-api.md §7)
+            unknown = list(UNKNOWN_STORAGE_FIELDS)
+            obs.partial[rid] = state | {"status": "unknown", "unknown": unknown}
+            return
         if entry.get("status") == "available":
             state["status"] = "available"
         obs.states[rid] = state
@@ -240,12 +289,19 @@ class Observer:
         state = obs.states[rid]
         kind, vmid, node = state["type"], state["vmid"], state["node"]
         base = f"nodes/{node}/{kind}/{vmid}"
-        config, pending, snapshots = await asyncio.gather(
-            self._try(obs, f"GET /{base}/config", self.client.get(f"{base}/config", current=1)),
-            self._try(obs, f"GET /{base}/pending", self.client.get(f"{base}/pending")),
-            self._try(obs, f"GET /{base}/snapshot", self.client.get(f"{base}/snapshot")),
+        config_answer, pending_answer, snapshots_answer = await asyncio.gather(
+            self._get(obs, f"{base}/config", current=1),
+            self._get(obs, f"{base}/pending"),
+            self._get(obs, f"{base}/snapshot"),
         )
-        if isinstance(config, dict) and isinstance(pending, list):
+        config = config_answer.data if config_answer else None
+        pending = pending_answer.data if pending_answer else None
+        if (
+            config_answer is not None
+            and pending_answer is not None
+            and isinstance(config, dict)
+            and isinstance(pending, list)
+        ):
             values = {k: v for k, v in config.items() if k not in _CONFIG_SKIP}
             state["config"] = redact_config(self._key, values)
             state["digest"] = config.get("digest")
@@ -263,11 +319,11 @@ class Observer:
                     wanted[key] = item["pending"]
             state["pending"] = redact_config(self._key, wanted)
             state["pending_delete"] = sorted(deletes)
-            obs.deep_ids.add(rid)
+            obs.deep_seen(rid, config_answer, pending_answer)
         elif config is not None or pending is not None:
             obs.faults.append(f"{base}: config or pending answer makes no sense; skipped")
-        if isinstance(snapshots, list):
-            for snap in snapshots:
+        if snapshots_answer is not None and isinstance(snapshots_answer.data, list):
+            for snap in snapshots_answer.data:
                 if not isinstance(snap, dict) or not isinstance(snap.get("name"), str):
                     continue
                 name = snap["name"]
@@ -291,12 +347,14 @@ class Observer:
                     "description": str(snap.get("description") or ""),
                     "vmstate": as_flag(snap.get("vmstate", 0)),
                 }
-                obs.deep_ids.add(sid)
-            obs.complete.add(f"snapshots:{rid}")
+                obs.deep_seen(sid, snapshots_answer)
+            if obs.quorate:  # without quorum a list may be stale: a snapshot is never removed
+                obs.scope_done(f"snapshots:{rid}", snapshots_answer)
 
     async def storages_deep(self, obs: Observation, nodes: Iterable[str] | None = None) -> None:
         """Storage definitions, per-node storage status and the backups on them."""
-        definitions = await self._try(obs, "GET /storage", self.client.get("storage"))
+        definitions_answer = await self._get(obs, "storage")
+        definitions = definitions_answer.data if definitions_answer else None
         configs: dict[str, dict[str, Any]] = {}
         if isinstance(definitions, list):
             for item in definitions:
@@ -304,18 +362,13 @@ class Observer:
                     values = {k: v for k, v in item.items() if k not in ("digest", "storage")}
                     configs[item["storage"]] = redact_config(self._key, values)
         online = self._online_nodes(obs, nodes)
-        statuses = await asyncio.gather(
-            *(
-                self._try(obs, f"GET /nodes/{n}/storage", self.client.get(f"nodes/{n}/storage"))
-                for n in online
-            )
-        )
+        statuses = await asyncio.gather(*(self._get(obs, f"nodes/{n}/storage") for n in online))
         listings: list[tuple[str, str, bool]] = []  # (node, storage, shared)
         shared_listed: set[str] = set()
-        for node, answer in zip(online, statuses, strict=True):
-            if not isinstance(answer, list):
+        for node, status in zip(online, statuses, strict=True):
+            if status is None or not isinstance(status.data, list):
                 continue
-            for item in answer:
+            for item in status.data:
                 if not isinstance(item, dict) or not isinstance(item.get("storage"), str):
                     continue
                 sid = item["storage"]
@@ -326,8 +379,9 @@ class Observer:
                 state["active"] = as_flag(item.get("active", 0))
                 state["enabled"] = as_flag(item.get("enabled", 1))
                 if sid in configs:
+                    assert definitions_answer is not None
                     state["config"] = configs[sid]
-                    obs.deep_ids.add(rid)
+                    obs.deep_seen(rid, definitions_answer, status)
                 if "backup" in split_list(item.get("content")) and state["active"]:
                     shared = bool(state.get("shared"))
                     if shared and sid in shared_listed:
@@ -336,23 +390,17 @@ class Observer:
                     listings.append((node, sid, shared))
         answers = await asyncio.gather(
             *(
-                self._try(
-                    obs,
-                    f"GET /nodes/{node}/storage/{sid}/content",
-                    self.client.get(f"nodes/{node}/storage/{sid}/content", content="backup"),
-                )
+                self._get(obs, f"nodes/{node}/storage/{sid}/content", content="backup")
                 for node, sid, _shared in listings
             )
         )
         # In listing order (sorted nodes), so the same node's listing always counts first.
         for (node, sid, shared), answer in zip(listings, answers, strict=True):
-            if isinstance(answer, list):
+            if answer is not None and isinstance(answer.data, list):
                 self._backups(obs, node, sid, shared, answer)
 
-    def _backups(
-        self, obs: Observation, node: str, sid: str, shared: bool, answer: list[Any]
-    ) -> None:
-        for item in answer:
+    def _backups(self, obs: Observation, node: str, sid: str, shared: bool, answer: Answer) -> None:
+        for item in answer.data:
             if not isinstance(item, dict) or not isinstance(item.get("volid"), str):
                 continue
             volid = item["volid"]
@@ -391,30 +439,30 @@ class Observer:
                 "notes": item.get("notes"),
                 "protected": as_flag(item.get("protected", 0)),
             }
-            obs.deep_ids.add(rid)
-        obs.complete.add(f"backups:{sid}:{'' if shared else node}")
+            obs.deep_seen(rid, answer)
+        if obs.quorate:  # without quorum a listing may be stale: a backup is never removed then
+            obs.scope_done(f"backups:{sid}:{'' if shared else node}", answer)
 
     async def pools_deep(self, obs: Observation) -> None:
-        """Pools, their comments and members."""
-        pools = await self._try(obs, "GET /pools", self.client.get("pools"))
-        if not isinstance(pools, list):
+        """Pools, their comments and members (``pve-api.md`` §4.16)."""
+        listed = await self._get(obs, "pools")
+        if listed is None or not isinstance(listed.data, list):
             return
         names = [
-            p["poolid"] for p in pools if isinstance(p, dict) and isinstance(p.get("poolid"), str)
+            p["poolid"]
+            for p in listed.data
+            if isinstance(p, dict) and isinstance(p.get("poolid"), str)
         ]
-        details = await asyncio.gather(
-            *(
-                self._try(obs, f"GET /pools?poolid={n}", self.client.get("pools", poolid=n))
-                for n in names
-            )
-        )
+        details = await asyncio.gather(*(self._pool(obs, n) for n in names))
         complete = True
-        for name, detail in zip(names, details, strict=True):
+        for name, answer in zip(names, details, strict=True):
+            detail = answer.data if answer is not None else None
             if isinstance(detail, list) and detail and isinstance(detail[0], dict):
                 detail = detail[0]
             if not isinstance(detail, dict):
                 complete = False
                 continue
+            assert answer is not None
             members = []
             for member in detail.get("members") or []:
                 if isinstance(member, dict) and isinstance(member.get("id"), str):
@@ -431,19 +479,34 @@ class Observer:
                 "comment": detail.get("comment"),
                 "members": sorted(members),
             }
-            obs.deep_ids.add(rid)
+            obs.deep_seen(rid, listed, answer)
         if complete and obs.quorate:
-            obs.complete.add("pools")
+            obs.scope_done("pools", listed)
+
+    async def _pool(self, obs: Observation, name: str) -> Answer | None:
+        """One pool: ``GET /pools?poolid=`` (8.1+), else ``GET /pools/{poolid}`` (every version).
+
+        Before 8.1 the query form is refused by parameter verification (400); once refused,
+        the client asks every later pool in the older form at once.
+        """
+        if not self._old_pools:
+            try:
+                return await self.client.fetch("pools", poolid=name)
+            except PveRequestError as exc:
+                if exc.kind != "http_4xx" or exc.status != 400:
+                    obs.fault(f"GET /pools?poolid={name}", exc)
+                    return None
+                log.info("cluster %s: /pools?poolid= refused (PVE before 8.1)", obs.cluster)
+                self._old_pools = True
+        return await self._get(obs, f"pools/{name}")
 
     async def ha_deep(self, obs: Observation) -> None:
         """HA resource definitions onto their guests (``ha``): state, group, limits."""
-        answer = await self._try(
-            obs, "GET /cluster/ha/resources", self.client.get("cluster/ha/resources")
-        )
-        if not isinstance(answer, list):
+        answer = await self._get(obs, "cluster/ha/resources")
+        if answer is None or not isinstance(answer.data, list):
             return
         by_vmid: dict[int, dict[str, Any]] = {}
-        for item in answer:
+        for item in answer.data:
             sid = item.get("sid") if isinstance(item, dict) else None
             match = re.match(r"^(vm|ct):(\d+)$", str(sid))
             if not match:
@@ -459,32 +522,65 @@ class Observer:
             state = obs.states[rid]
             if state["type"] in GUEST_TYPES:
                 state["ha"] = by_vmid.get(state["vmid"])
+                obs.deep_seen(rid, answer)
 
     async def tasks(self, obs: Observation, nodes: Iterable[str] | None = None) -> None:
-        """The finished tasks in the nodes' task logs (the source of attribution)."""
-        online = self._online_nodes(obs, nodes)
-        answers = await asyncio.gather(
-            *(
-                self._try(
-                    obs,
-                    f"GET /nodes/{n}/tasks",
-                    self.client.get(f"nodes/{n}/tasks", limit=TASK_LIMIT),
+        """The nodes' task logs since the last read (the source of attribution).
+
+        Read incrementally: ``since`` is no later than the start of every task seen running
+        at the last read and than that read's own time on the node's clock (less
+        :data:`TASK_SLACK_S`), so a long ``vzdump`` or ``qmigrate``, listed only when it
+        ends, is never skipped; pages are read while full and not yet older than ``since``
+        (a server that ignores ``since`` is read the same way).
+        """
+        online = [n for n in self._online_nodes(obs, nodes) if n not in obs.task_nodes]
+        obs.task_nodes.update(online)
+        await asyncio.gather(*(self._node_tasks(obs, n) for n in online))
+
+    async def _node_tasks(self, obs: Observation, node: str) -> None:
+        since = self._task_since.get(node)
+        params: dict[str, Any] = {"limit": TASK_LIMIT, "source": "all"}
+        if since is not None:
+            params["since"] = since
+        first: Answer | None = None
+        entries: list[Any] = []
+        for page in range(TASK_PAGES if since is not None else 1):
+            answer = await self._get(obs, f"nodes/{node}/tasks", start=page * TASK_LIMIT, **params)
+            if answer is None or not isinstance(answer.data, list):
+                return  # the log is unread: the next read starts where this one should have
+            first = first or answer
+            entries.extend(answer.data)
+            starts = [as_int(e.get("starttime")) for e in answer.data if isinstance(e, dict)]
+            oldest = min((t for t in starts if t is not None), default=None)
+            if len(answer.data) < TASK_LIMIT or (since is not None and (oldest or 0) < since):
+                break
+        else:
+            if since is not None:
+                log.warning(
+                    "cluster %s: node %s's task log still had more after %d pages; "
+                    "the oldest of them are not read",
+                    obs.cluster,
+                    node,
+                    TASK_PAGES,
                 )
-                for n in online
-            )
-        )
-        for node, answer in zip(online, answers, strict=True):
-            if not isinstance(answer, list):
+        running: list[int] = []
+        for item in entries:
+            if not isinstance(item, dict) or not isinstance(item.get("upid"), str):
                 continue
-            for item in answer:
-                if not isinstance(item, dict) or not isinstance(item.get("upid"), str):
-                    continue
-                if item.get("status") in (None, "running") and item.get("endtime") is None:
-                    continue  # still running: seen when it has finished
-                if not isinstance(item.get("type"), str) or as_int(item.get("starttime")) is None:
-                    log.info("cluster %s: skipped task %r", obs.cluster, item.get("upid"))
-                    continue
-                obs.tasks.append(dict(item, node=item.get("node") or node))
+            if not isinstance(item.get("type"), str) or as_int(item.get("starttime")) is None:
+                log.info("cluster %s: skipped task %r", obs.cluster, item.get("upid"))
+                continue
+            task = dict(item, node=item.get("node") or node)
+            if item.get("endtime") is None and item.get("status") in (None, "running"):
+                running.append(as_int(item["starttime"]) or 0)
+                obs.running.append(task)  # not recorded until it ends; may explain a change
+            else:
+                obs.tasks.append(task)
+        assert first is not None
+        obs.scope_sent[f"tasks:{node}"] = first.sent  # a task_seen's observed_after, next time
+        offset = self.client.clocks.offset(node)
+        read_at = int(first.sent.timestamp() + offset.low) - TASK_SLACK_S
+        self._task_since[node] = min([read_at, *running])
 
     def _online_nodes(self, obs: Observation, nodes: Iterable[str] | None) -> list[str]:
         known = sorted(

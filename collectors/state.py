@@ -47,8 +47,9 @@ from typing import Any
 from eventstore import Actor, RecordedEvent
 
 from . import events as ev
+from .clocks import Clocks, Offset
 from .observe import Observation
-from .values import GUEST_TYPES, as_int, same
+from .values import GUEST_TYPES, as_int, same, upid_started
 
 State = dict[str, Any]
 _IDENTITY = frozenset({"id", "cluster", "type"})
@@ -64,7 +65,9 @@ class Known:
     states: dict[str, State] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     tasks_seen: set[str] = field(default_factory=set)
-    used_upids: set[str] = field(default_factory=set)
+    # (UPID, stream, event type) of every attributed event: a task explains one change of
+    # each kind per resource (a vzdump both its lock_taken and its lock_released), never two.
+    used: set[tuple[str, str, str]] = field(default_factory=set)
     head: int = 0
 
     def owns(self, stream_id: str) -> bool:
@@ -78,7 +81,7 @@ class Known:
             return
         self.versions[recorded.stream_id] = recorded.version
         if recorded.actor is not None and recorded.actor.upid:
-            self.used_upids.add(recorded.actor.upid)
+            self.used.add((recorded.actor.upid, recorded.stream_id, recorded.type))
         event = ev.decode(recorded.type, recorded.schema_version, recorded.data)
         stream = recorded.stream_id
         match event:
@@ -92,6 +95,23 @@ class Known:
                 if stream in self.states:
                     self.states[stream] = ev.apply_changes(self.states[stream], event.changes)
 
+    def forget_tasks(self, started_before: int) -> int:
+        """Forget the tasks that started before ``started_before`` (epoch seconds): as
+        recorded, as used for an actor, and their streams' versions. Keeps memory flat over
+        months; the caller must then ignore such tasks (they would be recorded again).
+        Returns how many were forgotten."""
+
+        def old(upid: str) -> bool:
+            started = upid_started(upid)
+            return started is not None and started < started_before
+
+        gone = {upid for upid in self.tasks_seen if old(upid)}
+        self.tasks_seen -= gone
+        self.used = {used for used in self.used if not old(used[0])}
+        for upid in gone:
+            self.versions.pop(f"{self.cluster}/task/{upid}", None)
+        return len(gone)
+
 
 @dataclass
 class Planned:
@@ -99,7 +119,9 @@ class Planned:
 
     stream_id: str
     event: ev.Event
-    basis: str  # "fast", "deep", "new", "removed" or "task": which previous observation
+    # Which previous observation bounds it: "fast", "deep", "both" (fields of each), "new",
+    # "removed" or "task".
+    basis: str
     vmid: int | None = None
     actor: Actor | None = None
     observed_after: datetime | None = None
@@ -146,7 +168,21 @@ _ORDER = (
     ev.PendingChangeSeen,
     ev.FieldsChanged,
 )
-_DEEP_TYPES = (ev.ConfigChanged, ev.PendingChangeApplied, ev.PendingChangeSeen)
+# Fields only a deep poll observes (besides every field of these types).
+_DEEP_FIELDS = frozenset({"digest", "pending_delete", "ha", "active", "enabled"})
+_DEEP_ONLY = frozenset({"snapshot", "backup", "pool"})
+
+
+def _basis(resource_type: str, event: ev.Event) -> str:
+    """Whether an event's fields come from the fast poll's answer, deep ones, or both."""
+    assert isinstance(event, ev.ResourceEvent)
+    deep = {
+        resource_type in _DEEP_ONLY
+        or row.field in _DEEP_FIELDS
+        or row.field.startswith(("config.", "pending."))
+        for row in event.changes
+    }
+    return "both" if len(deep) > 1 else ("deep" if True in deep else "fast")
 
 
 def _event_class(resource_type: str, row: ev.FieldChange) -> type[ev.ResourceEvent]:
@@ -208,7 +244,13 @@ def group_rows(resource_type: str, rows: Iterable[ev.FieldChange], digest: Any) 
     return out
 
 
-def _scope(state: Mapping[str, Any]) -> str:
+def scope_of(rid: str, state: Mapping[str, Any] | None) -> str:
+    """The listing that shows a resource, and whose completeness allows its removal."""
+    if state is None:  # present but unobserved: what its id says
+        parts = rid.split("/")
+        state = {"type": parts[1] if len(parts) > 1 else ""}
+        if state["type"] == "snapshot" and len(parts) >= 5:
+            state["guest"] = "/".join([parts[0], parts[2], parts[3]])
     kind = state.get("type")
     if kind in GUEST_TYPES:
         return "guests"
@@ -247,6 +289,11 @@ def _vmid_of(state: Mapping[str, Any], known: Known) -> int | None:
 
 def diff(known: Known, obs: Observation) -> list[Planned]:
     """The events that take ``known`` to what ``obs`` saw (see the module docstring)."""
+    return diff_resources(known, obs) + diff_tasks(known, obs)
+
+
+def diff_resources(known: Known, obs: Observation) -> list[Planned]:
+    """The resources' events of :func:`diff`: what changed, appeared or went away."""
     planned: list[Planned] = []
     for rid, new in obs.states.items():
         old = known.states.get(rid)
@@ -267,16 +314,23 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
         rows = field_rows(old, new)
         if not rows:
             continue
+        learned, rows = _learned(old, new, rows)
+        if learned is not None:
+            planned.append(Planned(rid, learned, _basis(kind, learned), _vmid_of(old, known)))
         for item in group_rows(kind, rows, new.get("digest", old.get("digest"))):
-            basis = "deep" if isinstance(item, _DEEP_TYPES) else "fast"
-            planned.append(Planned(rid, item, basis, _vmid_of(old, known)))
+            planned.append(Planned(rid, item, _basis(kind, item), _vmid_of(old, known)))
+    # Listed but unobserved (an offline node's): discovered with what is sure, once.
+    for rid, partial in obs.partial.items():
+        if rid not in known.states and rid not in obs.states:
+            state = _full(partial)
+            planned.append(Planned(rid, ev.Discovered(state=state), "new", _vmid_of(state, known)))
     # Removals: only inside a scope listed completely and successfully.
     complete = set(obs.complete)
     for rid, old in known.states.items():
         if old.get("type") in GUEST_TYPES and "guests" in complete and rid not in obs.present:
             complete.add(f"snapshots:{rid}")  # a destroyed guest's snapshots went with it
     for rid, old in sorted(known.states.items()):
-        if rid in obs.present or rid in obs.states or _scope(old) not in complete:
+        if rid in obs.present or rid in obs.states or scope_of(rid, old) not in complete:
             continue
         kind = old.get("type")
         gone: ev.Event
@@ -287,6 +341,12 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
         else:
             gone = ev.Removed()
         planned.append(Planned(rid, gone, "removed", _vmid_of(old, known)))
+    return planned
+
+
+def diff_tasks(known: Known, obs: Observation) -> list[Planned]:
+    """The ``task_seen`` events of :func:`diff`: finished tasks not yet recorded."""
+    planned: list[Planned] = []
     for task in obs.tasks:
         upid = task["upid"]
         if upid in known.tasks_seen:
@@ -310,6 +370,22 @@ def diff(known: Known, obs: Observation) -> list[Planned]:
             )
         )
     return planned
+
+
+def _learned(
+    old: State, new: State, rows: list[ev.FieldChange]
+) -> tuple[ev.Learned | None, list[ev.FieldChange]]:
+    """Split off the rows of fields ``old`` did not know (its ``unknown``): learned, not changed."""
+    unknown = old.get("unknown")
+    if not unknown:
+        return None, rows
+    learned = [r for r in rows if r.field.partition(".")[0] in unknown]
+    rest = [r for r in rows if r.field.partition(".")[0] not in unknown]
+    still = [f for f in unknown if f not in new]
+    if not learned and still == unknown:
+        return None, rest
+    learned.append(ev.FieldChange("unknown", unknown, still or None))
+    return ev.Learned(changes=learned), rest
 
 
 def _task_status(task: Mapping[str, Any]) -> str | None:
@@ -397,43 +473,56 @@ _TASKS_FOR: dict[str, frozenset[str]] = {
     "backup_seen": frozenset({"vzdump"}),
 }
 _TASKS_FOR["lock_released"] = _TASKS_FOR["lock_taken"]
-# Task times are whole seconds: allow this much around the observation window.
-SLACK_S = 1.0
+
+
+def task_span(task: Mapping[str, Any], offset: Offset) -> tuple[float, float]:
+    """When a task may have been running, on our clock: ``(earliest start, latest end)``.
+
+    Its times are whole seconds of its node's clock (the real start lies in
+    ``[starttime, starttime + 1)``), corrected by the node's offset interval; a task still
+    running has no end yet.
+    """
+    start = (as_int(task.get("starttime")) or 0) - offset.high
+    end = as_int(task.get("endtime"))
+    return start, (end + 1.0 - offset.low) if end is not None else float("inf")
 
 
 def attribute(
-    planned: Planned, tasks: list[dict[str, Any]], used: set[str], observed_at: datetime
+    planned: Planned,
+    tasks: Iterable[Mapping[str, Any]],
+    used: set[tuple[str, str, str]],
+    observed_at: datetime,
+    clocks: Clocks,
 ) -> None:
-    """Set ``planned.actor`` from the latest fitting task in the observation window, if any.
+    """Set ``planned.actor`` from the latest fitting task, if any.
 
     Fitting: a task type that can cause the event, the same guest (``id`` is the vmid; a
-    ``vzdump`` of several guests has an empty id), started no later than ``observed_at`` and
-    still running or ended after ``observed_after`` (the previous observation), and not
-    already the actor of an earlier event.
+    ``vzdump`` of several guests has an empty id), whose whole span (start to end, or still
+    running; corrected by its node's clock offset) overlaps the change's window
+    ``(observed_after, observed_at]``, and not already the actor of an event of this type on
+    this resource.
     """
     if planned.vmid is None or planned.observed_after is None:
         return
-    types = _TASKS_FOR.get(ev.type_of(planned.event))
+    kind = ev.type_of(planned.event)
+    types = _TASKS_FOR.get(kind)
     if not types:
         return
-    low = planned.observed_after.timestamp() - SLACK_S
-    high = observed_at.timestamp() + SLACK_S
-    best: dict[str, Any] | None = None
+    low, high = planned.observed_after.timestamp(), observed_at.timestamp()
+    best: Mapping[str, Any] | None = None
+    best_start = 0.0
     for task in tasks:
-        if task.get("type") not in types or task["upid"] in used:
+        upid = str(task["upid"])
+        if task.get("type") not in types or (upid, planned.stream_id, kind) in used:
             continue
         task_id = str(task.get("id") or "")
         if task_id != str(planned.vmid) and not (task["type"] == "vzdump" and task_id == ""):
             continue
-        start = as_int(task.get("starttime")) or 0
-        end = as_int(task.get("endtime"))
-        if start > high or (end if end is not None else high) < low:
+        start, end = task_span(task, clocks.offset(str(task.get("node") or "")))
+        if start > high or end <= low:
             continue
-        if best is None or (start, task["upid"]) > (
-            as_int(best.get("starttime")) or 0,
-            best["upid"],
-        ):
-            best = task
+        if best is None or (start, upid) > (best_start, str(best["upid"])):
+            best, best_start = task, start
     if best is not None:
         user, token = split_user(best)
         planned.actor = Actor(user=user, token=token, upid=str(best["upid"]))

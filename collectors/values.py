@@ -625,3 +625,14 @@ def same(key: str, old: Any, new: Any) -> bool:
     if key == "hotplug":
         return hotplug_set(old) == hotplug_set(new)
     return same_item(key, old, new)
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+_UPID = re.compile(r"UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8,9}:([0-9A-F]{8}):", re.IGNORECASE)
+
+
+def upid_started(upid: Any) -> int | None:
+    """A task's start (epoch seconds) from its UPID (pve-api.md §4 "UPID format": the fifth
+    field, eight hex digits); None for anything that is not a UPID."""
+    match = _UPID.match(upid) if isinstance(upid, str) else None
+    return int(match.group(1), 16) if match else None

@@ -117,5 +117,17 @@ def net_change(rid: str, before: Version | None, later: Version | None) -> NetCh
         return NetChange(id=rid, change="created", changes=initial_changes(state_of(later)))
     if later is None:
         return NetChange(id=rid, change="removed", changes=[])
-    diff = diff_states(state_of(before), state_of(later))
+    old = state_of(before)
+    diff = [c for c in diff_states(old, state_of(later)) if not _learned(c.field, old)]
     return NetChange(id=rid, change="changed", changes=diff) if diff else None
+
+
+def _learned(field: str, old: dict[str, Any]) -> bool:
+    """Whether the earlier state lacked the field (discovered while its node was offline,
+    see ``collectors.events.Learned``): its first value is learned, not a change."""
+    unknown = old.get("unknown") or ()
+    return (
+        field == "unknown"
+        or field in unknown
+        or (field.startswith("config.") and "config" in unknown)
+    )

@@ -377,7 +377,9 @@ function drawTimeline(items, { lane, label, onPick }) {
       tick(at)));
   }
   lanes.forEach((name, i) => chart.append(svg("text", { class: "lane", x: 6, y: top + i * row + 15 }, name)));
-  for (const item of items) {
+  // Wide windows first, so that a narrow one drawn over them stays visible and clickable.
+  const windowOf = (i) => Date.parse(i.observed_at) - Date.parse(i.observed_after || i.observed_at);
+  for (const item of [...items].sort((a, b) => windowOf(b) - windowOf(a))) {
     const y = top + lanes.indexOf(lane(item)) * row + 4;
     const x1 = x(item.observed_after || item.observed_at), x2 = x(item.observed_at);
     const rect = svg("rect", {

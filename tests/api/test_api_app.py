@@ -312,6 +312,8 @@ class DownCollectors:
                 poll_errors_total={"connect": 3},
                 events_appended_total=42,
                 last_poll_duration_s={"fast": 0.25},
+                clock_offsets_s={"pve1": 300.5},
+                warnings=["node pve1's clock is +300 s off ours (±0.5 s)"],
             )
         }
 
@@ -325,11 +327,14 @@ async def test_readyz_reports_lag_and_clusters_and_a_pve_outage_is_not_503(
     assert body["checks"]["projections"]["lag_seconds"] == 3.0
     assert body["clusters"]["lab"]["state"] == "down"
     assert body["clusters"]["lab"]["consecutive_failures"] == 3
+    assert body["clusters"]["lab"]["clock_offsets_s"] == {"pve1": 300.5}
+    assert "pve1's clock" in body["clusters"]["lab"]["warnings"][0]
     status, text, _ = await server.get("/metrics")
     assert 'pvetrail_polls_total{cluster="lab",kind="fast"} 5.0' in text
     assert 'pvetrail_poll_errors_total{cluster="lab",kind="connect"} 3.0' in text
     assert 'pvetrail_events_appended_total{cluster="lab"} 42.0' in text
     assert 'pvetrail_collector_up{cluster="lab"} 0.0' in text
+    assert 'pvetrail_node_clock_offset_seconds{cluster="lab",node="pve1"} 300.5' in text
     assert "pvetrail_projection_lag_events 2.0" in text
     assert "pvetrail_projection_lag_seconds 3.0" in text
 

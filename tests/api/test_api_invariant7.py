@@ -110,7 +110,7 @@ async def test_bad_requests_change_nothing_and_only_a_resync_appends(
     # done, so a request that wrongly queued one shows here as a resync kept, a request to
     # fakepve, a poll counted or an event appended; no sleep could promise that.
     await resyncs.wait()
-    assert len(resyncs) == 0, "a bad request queued a resync"
+    assert await resyncs.count() == 0, "a bad request queued a resync"
     assert served.pve.requests[asked:] == [], "a bad request made the collector ask Proxmox"
     assert service.health()["lab"].polls_total == polls
     assert await _log(store) == before

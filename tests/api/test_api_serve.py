@@ -19,16 +19,17 @@ from api_helpers import WAIT_S, wait_for
 from proxmoxer import ProxmoxAPI
 
 from eventstore import parse_time, utcnow
-from tests.pve import HOST, TOKEN_ENV, TOKEN_ID, seed_mixed, serve_pve
+from tests.pve import HOST, TOKEN_ENV, TOKEN_ID, ServedPve, seed_mixed, serve_pve
 
 ROOT = Path(__file__).resolve().parents[2]
 READER_SECRET = "reader-secret-for-the-e2e-test"
 
 
-def write_config(path: Path, database: Path, host: str, cafile: str) -> None:
+def write_config(path: Path, database_url: str, host: str, cafile: str) -> None:
+    """A serve config: one reader token, one cluster polled every second (deep: two)."""
     path.write_text(
         f"""
-database_url = "sqlite:///{database}"
+database_url = "{database_url}"
 
 [api]
 listen = "127.0.0.1:0"
@@ -51,6 +52,38 @@ read_timeout_s = 5.0
     )
 
 
+def serve_environ(served: ServedPve) -> dict[str, str]:
+    """A serve subprocess's environment: the cluster's and the reader's secrets, this
+    checkout importable, and nothing that would override the config file."""
+    env = {
+        **os.environ,
+        **served.environ,
+        "PVETRAIL_E2E_READER": READER_SECRET,
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PVETRAIL_DATABASE_URL", None)
+    env.pop("PVETRAIL_LISTEN", None)
+    return env
+
+
+async def start_serve(
+    config: Path, env: dict[str, str], cwd: Path, stderr: Any = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """``pvetrail serve --config CONFIG`` as a subprocess; it prints its URL on stdout."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api",
+        "serve",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env=env,
+        cwd=str(cwd),
+    )
+
+
 @pytest.mark.slow
 async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm(
     tmp_path: Path,
@@ -59,27 +92,9 @@ async def test_serve_records_a_change_with_actor_and_window_and_stops_on_sigterm
         seed_mixed(served.pve)
         ops_secret = served.add_token("ops@pve!ci")
         config = tmp_path / "pvetrail.toml"
-        write_config(config, tmp_path / "pvetrail.db", served.host, served.cafile)
-        env = {
-            **os.environ,
-            **served.environ,
-            "PVETRAIL_E2E_READER": READER_SECRET,
-            "PYTHONPATH": str(ROOT),
-        }
-        env.pop("PVETRAIL_DATABASE_URL", None)
-        env.pop("PVETRAIL_LISTEN", None)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "api",
-            "serve",
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=str(tmp_path),
-        )
+        write_config(config, f"sqlite:///{tmp_path / 'pvetrail.db'}", served.host, served.cafile)
+        env = serve_environ(served)
+        process = await start_serve(config, env, tmp_path)
         try:
             assert process.stdout is not None
             line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()

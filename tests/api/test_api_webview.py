@@ -280,7 +280,7 @@ def test_the_web_view_in_a_real_browser(browser: Any, live_url: str, screenshots
 
     # The cluster's timeline: every change as a span; a click opens it.
     page.open("view=timeline")
-    browser.find_elements("css selector", "rect.span")[0].click()
+    browser.find_elements("css selector", "rect.span")[-1].click()  # drawn last: on top
     assert "observed between" in page.until("the change's detail", lambda: page.text("#detail"))
     page.shoot("timeline")
 

@@ -11,6 +11,7 @@ from proxmoxer import ProxmoxAPI
 
 from collectors.service import CollectorService
 from eventstore import EventStore
+from tests.collectors.pve_proxy import PveProxy
 from tests.pve import HOST, ServedPve, make_pki, seed_mixed
 
 
@@ -72,3 +73,13 @@ async def make_collector(store: EventStore, served: ServedPve) -> AsyncIterator[
     yield build
     for service in made:
         await service.stop()
+
+
+@pytest.fixture
+def proxy(served: ServedPve, pve_pki: tuple[str, str]) -> Iterator[PveProxy]:
+    """A rewriting proxy in front of the served fake (see :mod:`tests.collectors.pve_proxy`)."""
+    serving = PveProxy(served, *pve_pki)
+    try:
+        yield serving
+    finally:
+        serving.stop()

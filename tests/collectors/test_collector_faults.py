@@ -75,6 +75,24 @@ async def test_lost_quorum_removes_nothing(
     await collector.sync("lab", deep=True)
     assert summary(not_tasks(await read_events(store, head))) == [("lab/qemu/101", "removed")]
 
+    # Snapshot and backup lists count as complete only while quorate, too.
+    head = await store.head()
+    served.pve.lose_quorum()
+    del served.pve.vm(100).snapshots["before-upgrade"]
+    served.pve.storages["local"]["volumes"].pop(BACKUP.split("/", 3)[3])
+    await collector.sync("lab", deep=True)
+    # (the guest's digest, which covers its snapshots, changes: that is an observation)
+    assert summary(not_tasks(await read_events(store, head))) == [
+        ("lab/qemu/100", "config_changed")
+    ]
+    head = await store.head()
+    served.pve.regain_quorum()
+    await collector.sync("lab", deep=True)
+    assert sorted(summary(not_tasks(await read_events(store, head)))) == [
+        (BACKUP, "backup_removed"),
+        ("lab/snapshot/qemu/100/before-upgrade", "snapshot_removed"),
+    ]
+
 
 async def test_dropped_connections_fail_the_poll_and_are_reported(
     store: EventStore, make_collector: CollectorFactory, served: ServedPve

@@ -207,3 +207,32 @@ async def test_the_longest_id_pages_its_history(store: EventStore) -> None:
         page = await history(store, rid, limit=2, cursor=page.next_cursor)
         seen += page.items
     assert len(seen) == 6
+
+
+async def test_fields_first_learned_are_not_a_net_change(store: EventStore) -> None:
+    """A guest discovered while its node was offline, whose name and config are learned
+    later: the net change over that window is none (history shows ``learned``)."""
+    from collectors.events import Learned
+
+    rid = "lab/qemu/300"
+    state = guest_state(rid, name=None, status="unknown", unknown=["name", "status", "config"])
+    await store.append(
+        [
+            new(rid, Discovered(state=state), 10),
+            new(
+                rid,
+                Learned(
+                    changes=change("name", None, "batch")
+                    + change("status", "unknown", "running")
+                    + change("config.memory", None, "2048")
+                    + change("unknown", ["name", "status", "config"], None)
+                ),
+                20,
+            ),
+            new(rid, Renamed(changes=change("name", "batch", "batch-2")), 30),
+        ]
+    )
+    await ProjectionRunner(store).catch_up()
+    assert (await changes(store, since=at(15), until=at(25))).items == []
+    [renamed] = (await changes(store, since=at(25), until=at(35))).items
+    assert [c.field for c in renamed.changes] == ["name"]
