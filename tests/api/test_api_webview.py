@@ -292,12 +292,31 @@ def test_the_web_view_in_a_real_browser(browser: Any, live_url: str, screenshots
     assert any(row.startswith("lab/qemu/100 changed") for row in rows), rows
     page.shoot("changes")
 
+    # Drift against the baseline of the log's start: 100 moved away from pve1 since then.
+    first = browser.execute_script(
+        "return fetch('/api/v1/events?limit=1', {headers: {Authorization: 'Bearer ' + "
+        "sessionStorage.getItem('pvetrail.token')}}).then(r => r.json())"
+        ".then(page => page.items[0].observed_at)"
+    )
+    page.open(f"view=drift&baseline={first}")
+    rows = page.until("the drift report", lambda: page.texts("#drift tbody tr"))
+    assert any(row.startswith("lab/qemu/100 changed node pve1 pve2") for row in rows), rows
+    assert page.text("#drift-count") == f"{len(rows)} differences"
+    page.shoot("drift")
+
 
 def test_screenshots_in_docs_are_real_pngs() -> None:
     """The committed screenshots came from the browser test: real, small PNG files."""
     folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     shots = sorted(folder.glob("*.png"))
-    assert {p.stem for p in shots} >= {"inventory", "resource", "plan", "timeline", "changes"}
+    assert {p.stem for p in shots} >= {
+        "inventory",
+        "resource",
+        "plan",
+        "timeline",
+        "changes",
+        "drift",
+    }
     for shot in shots:
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", shot
