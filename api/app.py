@@ -56,6 +56,8 @@ def create_app(
     collectors: CollectorsPort | None = None,
     projections: ProjectionsPort | None = None,
     clusters: Sequence[str] = (),
+    desired_dir: str | None = None,
+    drift_ignore: Sequence[str] = (),
     hosts: Sequence[str] | None = None,
     webhook_secret: bytes | None = None,
 ) -> web.Application:
@@ -77,6 +79,8 @@ def create_app(
         collectors=collectors,
         projections=projections,
         webhook_secret=webhook_secret,
+        desired_dir=desired_dir,
+        drift_ignore=tuple(drift_ignore),
     )
     app = web.Application(
         middlewares=[

@@ -18,8 +18,22 @@ from .errors import ForbiddenError, UnauthorizedError
 
 Role = Literal["reader", "operator"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/hooks/pve"})
-"""Paths that need no token (probes and scrapers; Proxmox's webhook checks its own secret)."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/", "/api/v1/hooks/pve"})
+"""Paths that need no token (probes and scrapers, the web view's page; Proxmox's webhook
+checks its own secret)."""
+
+OPEN_PREFIX = "/ui/"
+"""The web view's static files need no token either (its data calls do)."""
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is served without a token."""
+    if path in OPEN_PATHS:
+        return True
+    # One plain file name under /ui/, never a path that could lead elsewhere.
+    name = path.removeprefix(OPEN_PREFIX)
+    return name != path and name != "" and "/" not in name and ".." not in name
+
 
 READER_POSTS = frozenset({"/api/v1/rollback-plans"})
 """POST routes open to readers: they change nothing."""

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "changes",
     "inventory",
     "plan",
+    "drift",
 )
 
 

@@ -49,6 +49,21 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     database_url: str = DEFAULT_DATABASE_URL
     fingerprint_key_env: str | None = None
+    desired_dir: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="a directory of desired-state sets, one *.yaml/*.json file each, named "
+            "after the file and re-read when it changes (relative paths from the working "
+            "directory); a set stored with PUT /desired/{name} of the same name wins"
+        ),
+    ] = None
+    drift_ignore: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1)]],
+        msgspec.Meta(
+            description="glob patterns over field names that no drift report shows "
+            "(config.vmgenid, config.net*.macaddr, lock)"
+        ),
+    ] = []
     api: ApiConfig = ApiConfig()
     clusters: list[ClusterConfig] = []
 

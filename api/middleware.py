@@ -24,7 +24,7 @@ from aiohttp import web
 from eventstore import DatabaseUnavailableError, EventStoreError
 from projections.errors import QueryError
 
-from .auth import OPEN_PATHS, Authenticator, Token
+from .auth import Authenticator, Token, is_open
 from .errors import ApiError
 from .metrics import Metrics
 from .models import Problem
@@ -165,7 +165,7 @@ def make_middleware(
             if hosts is not None:
                 _check_host(request, hosts)
             _check_body_type(request)
-            if request.path not in OPEN_PATHS:
+            if not is_open(request.path):
                 token = auth.identify(request.headers.get("Authorization"))
                 auth.authorize(token, request.method, request.path)
                 if token is not None:

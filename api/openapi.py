@@ -32,6 +32,7 @@ _REASONS = {
     404: "no such resource",
     409: "a conflict",
     413: "the request body is over 1 MiB",
+    415: "the body's Content-Type is not one the operation takes",
     422: "well-formed but impossible (e.g. a time in the future)",
     503: "the database does not answer",
 }
@@ -58,6 +59,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     operation_id: str
     params: Sequence[Param] = ()
     body: Any = None
+    body_types: Sequence[str] = ("application/json",)  # the media types the body may come as
     status: int = 200
     errors: Sequence[int] = (400, 401, 503)
     open: bool = False  # needs no token
@@ -102,7 +104,7 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
         if op.body is not None:
             entry["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[id(op.body)]}},
+                "content": {kind: {"schema": refs[id(op.body)]} for kind in op.body_types},
             }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from projections.drift import DesiredDocument, DesiredSet, DesiredSetList, DriftPage
+from projections.drift.desired import SET_NAME_PATTERN
 from projections.models import ChangesPage, HistoryPage, InventoryPage, RelationGraph, Resource
 from projections.rollback import PlanRequest, RollbackPlan, RollbackTargets
 
-from . import handlers, resources, webhooks
+from . import drift, handlers, resources, webhooks, webview
 from .middleware import ROUTE
 from .models import (
     Alive,
@@ -161,6 +163,78 @@ CREATE_ROLLBACK_PLAN = Operation(
     tag="rollback",
 )
 
+
+# -- drift ---------------------------------------------------------------------------------
+SET_NAME = Param(
+    name="name",
+    where="path",
+    schema={"type": "string", "pattern": SET_NAME_PATTERN},
+    description="the desired set's name (letters, digits, '.', '_', '-'; up to 128)",
+)
+GET_DRIFT = Operation(
+    method="GET",
+    path="/api/v1/drift",
+    handler=drift.report,
+    operation_id="getDrift",
+    summary="What differs from a baseline time or a desired set, since when and by whom",
+    answer=DriftPage,
+    params=[
+        Param(
+            name="baseline",
+            schema=TIME,
+            description="compare with the inventory at this time (or give desired)",
+        ),
+        Param(
+            name="desired",
+            schema={"type": "string", "pattern": SET_NAME_PATTERN},
+            description="compare with this desired set (or give baseline)",
+        ),
+        Param(
+            name="unmanaged",
+            schema={"type": "string", "enum": ["true", "false"]},
+            description="with desired: also list the guests no spec covers",
+        ),
+        *PAGE,
+    ],
+    errors=(400, 404, 422, 503),
+    tag="drift",
+)
+LIST_DESIRED = Operation(
+    method="GET",
+    path="/api/v1/desired",
+    handler=drift.list_desired,
+    operation_id="listDesiredSets",
+    summary="The desired-state sets: stored ones and those of desired_dir",
+    answer=DesiredSetList,
+    errors=(503,),
+    tag="drift",
+)
+GET_DESIRED = Operation(
+    method="GET",
+    path="/api/v1/desired/{name}",
+    handler=drift.get_desired,
+    operation_id="getDesiredSet",
+    summary="One desired-state set with its document",
+    answer=DesiredSet,
+    params=[SET_NAME],
+    errors=(400, 404, 422, 503),
+    tag="drift",
+)
+PUT_DESIRED = Operation(
+    method="PUT",
+    path="/api/v1/desired/{name}",
+    handler=drift.put_desired,
+    operation_id="putDesiredSet",
+    summary="Store a desired-state set (JSON, or YAML as application/yaml); a bad one "
+    "changes nothing: 400 naming the line, 422 naming the field",
+    answer=DesiredSet,
+    params=[SET_NAME],
+    body=DesiredDocument,
+    body_types=drift.BODY_TYPES,
+    errors=(400, 413, 415, 422, 503),
+    tag="drift",
+)
+
 # -- the log, resyncs and the process ------------------------------------------------------
 LIST_EVENTS = Operation(
     method="GET",
@@ -290,6 +364,10 @@ OPERATIONS: tuple[Operation, ...] = (
     GET_RELATIONS,
     GET_ROLLBACK_TARGETS,
     CREATE_ROLLBACK_PLAN,
+    GET_DRIFT,
+    LIST_DESIRED,
+    GET_DESIRED,
+    PUT_DESIRED,
     LIST_EVENTS,
     CHECK_INTEGRITY,
     CREATE_RESYNC,
@@ -303,13 +381,23 @@ OPERATIONS: tuple[Operation, ...] = (
 """Every operation, in the OpenAPI document's order."""
 
 
+WEB_VIEW: tuple[tuple[str, Handler], ...] = (
+    ("/", webview.index),
+    ("/ui/{name}", webview.static),
+)
+"""The web view's page and static files: no API operations (not in the OpenAPI document),
+open without a token (``api.auth.is_open``)."""
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     """Route every operation: each routed one on its own path, the resource ones on the
-    ``/resources/{id}...`` catch-all."""
+    ``/resources/{id}...`` catch-all; then the web view."""
     for op in OPERATIONS:
         if op.routed:
             router.add_route(op.method, op.path, checked(op))
     router.add_get(RESOURCES_PREFIX + "{tail:.+}", resource_dispatch)
+    for path, handler in WEB_VIEW:
+        router.add_get(path, handler)
 
 
 def checked(op: Operation) -> Handler:

@@ -65,6 +65,8 @@ async def serve(
             collectors=collectors,
             projections=ProjectionRunner(store),
             clusters=[c.name for c in config.clusters],
+            desired_dir=config.desired_dir,
+            drift_ignore=config.drift_ignore,
             hosts=answered_hosts(host, config.api.allowed_hosts) if not tokens else None,
             webhook_secret=webhook_secret,
         )

@@ -8,11 +8,13 @@ other in a circle.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from eventstore import EventStore
+from projections.drift import DesiredSets
 
 from .auth import Authenticator
 from .integrity import IntegrityCheck
@@ -35,10 +37,16 @@ class Services:
     openapi: bytes | None = None
     webhook_secret: bytes | None = None
     """``POST /hooks/pve``'s shared secret (None: the route answers 404)."""
+    desired_dir: str | None = None
+    """The configuration's directory of desired-state sets."""
+    drift_ignore: Sequence[str] = ()
+    """The configuration's field patterns that no drift report shows."""
     integrity: IntegrityCheck = field(init=False)
+    desired: DesiredSets = field(init=False)
 
     def __post_init__(self) -> None:
         self.integrity = IntegrityCheck(self.store)
+        self.desired = DesiredSets(self.store, self.desired_dir)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -152,7 +152,8 @@ def seed(pve: Any, rng: random.Random, guests: int) -> list[int]:
         "active": 1,
         "files": set(),
         "shared": 1,
-        "avail": 4 * 1024**4,
+        # Room for three nightly archives of up to 40 GiB per guest, and the churn's.
+        "avail": max(4 * 1024**4, guests * 256 * 1024**3),
     }
     for user, password in USERS.items():
         pve.users[user] = password
@@ -160,6 +161,9 @@ def seed(pve: Any, rng: random.Random, guests: int) -> list[int]:
     pve.apitokens[PVETRAIL_TOKEN] = os.environ.get(TOKEN_ENV) or "pvetrail-" + os.urandom(8).hex()
     vmids = []
     qemu_count = round(guests * 0.6)
+    # qemu guests take 101, 102, ...; containers start at the next hundred past them plus one
+    # (201 for up to 99 VMs, 301 for up to 199, ...), so the two ranges never meet.
+    lxc_first = (100 + qemu_count) // 100 * 100 + 101
     for i in range(guests):
         node = NODES[i % len(NODES)]
         pool = rng.choice((*POOLS, None))
@@ -171,7 +175,7 @@ def seed(pve: Any, rng: random.Random, guests: int) -> list[int]:
                 vmid, name, node=node, status=status, config=qemu_config(rng, vmid, name), pool=pool
             )
         else:
-            vmid = 201 + i - qemu_count
+            vmid = lxc_first + i - qemu_count
             name = f"{LXC_NAMES[i % len(LXC_NAMES)]}-{i // len(LXC_NAMES) + 1:02d}"
             pve.add_ct(
                 vmid,

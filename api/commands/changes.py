@@ -8,7 +8,7 @@ from eventstore import EventStore
 from projections import queries
 from projections.models import NetChange
 
-from ..terminal import add_json, ask, print_json, run, show_value, table, time_arg
+from ..terminal import add_json, add_wide, ask, print_json, run, show_change, table, time_arg
 
 NAME = "changes"
 HELP = "list what changed in the whole inventory between two times"
@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--until", type=time_arg, metavar="T2", help="end (default now)")
     parser.add_argument("--type", help="only resources of this type (qemu, lxc, node, ...)")
+    add_wide(parser)
     add_json(parser)
 
 
@@ -62,12 +63,19 @@ async def _run(args: argparse.Namespace) -> int:
             c.id,
             c.change,
             "; ".join(
-                f"{f.field}: {show_value(f.old)} -> {show_value(f.new)}"
+                show_change(f.field, f.old, f.new, wide=args.wide)
                 for f in c.changes
                 if c.change == "changed"
             ),
         ]
         for c in items
     ]
-    print(table(["ID", "CHANGE", "FIELDS"], rows))
+    print(table(["ID", "CHANGE", "FIELDS"], rows, wide=args.wide, style=_style))
     return 0
+
+
+_CHANGE_STYLES = {"created": "green", "removed": "red", "changed": "yellow"}
+
+
+def _style(column: int, text: str) -> str | None:
+    return _CHANGE_STYLES.get(text) if column == 1 else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -15,7 +16,7 @@ HELP = "try pvetrail against a simulated Proxmox VE cluster"
 DESCRIPTION = """Start a simulated Proxmox VE cluster (fakepve: 3 nodes, about 40 qemu and lxc
 guests with real-looking configs, snapshots and backups) whose guests keep being changed by
 different users, then run `pvetrail serve` against it on a fresh SQLite file and print the
-API's URL with example queries. Ctrl-C stops everything.
+web view's URL first, then the API's, with example queries. Ctrl-C stops everything.
 
 Needs the demo extra: pip install 'pvetrail[demo]'.
 
@@ -28,7 +29,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="API port on 127.0.0.1 (8080)")
-    parser.add_argument("--guests", type=int, default=40, help="guests to simulate (40)")
+    parser.add_argument("--guests", type=int, default=40, help="guests to simulate, 1 to 2000 (40)")
     parser.add_argument(
         "--churn-interval",
         type=float,
@@ -50,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    # A poll still running when its next one is due is skipped by design; a large demo cluster
+    # would print that warning every second.
+    logging.getLogger("apscheduler.scheduler").setLevel(
+        max(logging.ERROR, logging.getLogger().level)
+    )
     options = DemoOptions(
         port=args.port,
         guests=args.guests,

@@ -7,7 +7,18 @@ import argparse
 from projections import queries
 from projections.models import Resource
 
-from ..terminal import add_json, add_point, ask, print_json, run, show_time, show_value, table
+from ..terminal import (
+    add_json,
+    add_point,
+    add_wide,
+    ask,
+    print_json,
+    run,
+    show_time,
+    show_value,
+    status_style,
+    table,
+)
 
 NAME = "show"
 HELP = "show one resource as it is now or was at a time"
@@ -30,6 +41,7 @@ FIELDS = ("id", "type", "name", "node", "vmid", "status", "tags", "pool", "lock"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", help="resource id, e.g. lab/qemu/100")
     add_point(parser)
+    add_wide(parser)
     add_json(parser)
 
 
@@ -53,5 +65,9 @@ async def _run(args: argparse.Namespace) -> int:
     ]
     rows += [[f"config.{key}", show_value(found.config[key])] for key in sorted(found.config)]
     rows += [[f"pending.{key}", show_value(found.pending[key])] for key in sorted(found.pending)]
-    print(table(["FIELD", "VALUE"], rows))
+    print(table(["FIELD", "VALUE"], rows, wide=args.wide, style=_style))
     return 0
+
+
+def _style(column: int, text: str) -> str | None:
+    return status_style(text) if column == 1 else None

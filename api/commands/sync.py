@@ -13,6 +13,7 @@ from eventstore import mask_url, open_store
 
 from ..cli import run_async
 from ..config import ConfigError, load_config
+from ..progress import ticking
 
 NAME = "sync"
 HELP = "poll Proxmox VE once now and append what changed"
@@ -90,7 +91,9 @@ async def _run(args: argparse.Namespace) -> int:
         try:
             for cluster in clusters:
                 try:
-                    result = await service.sync(cluster.name, deep=args.deep)
+                    # A first poll of a large cluster takes a while: say so on a terminal.
+                    async with ticking(f"{cluster.name}: polling"):
+                        result = await service.sync(cluster.name, deep=args.deep)
                 except CollectorError as exc:
                     print(f"pvetrail: {cluster.name}: {exc}", file=sys.stderr)
                     code = 2

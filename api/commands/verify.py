@@ -9,6 +9,7 @@ from eventstore import mask_url, open_store
 
 from ..cli import run_async
 from ..config import load_config
+from ..progress import Progress
 
 NAME = "verify"
 HELP = "check the event log's hash chain"
@@ -17,6 +18,7 @@ DESCRIPTION = """Recompute every event's hash and check the chain from position 
 exit codes: 0 the log is intact, 1 tampering found (the first bad position is named),
 2 the log could not be checked (no database, not migrated, ...).
 
+On a terminal a progress bar is drawn on standard error while the chain is walked.
 It prints the head's position and hash: keep them elsewhere (with backups, in a ticket).
 A later `--anchor POSITION:HASH` then also proves the log still holds that event unchanged,
 which catches a log cut short or rewritten from there on, however consistently.
@@ -60,7 +62,10 @@ async def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        result = await store.verify()
+        quiet = args.quiet or not sys.stderr.isatty()  # no plain lines: verify runs in cron
+        progress = Progress(sys.stderr, what="verify", quiet=quiet)
+        result = await store.verify(progress)
+        progress.finish()
         anchored = None
         if result.ok and args.anchor is not None:
             position, digest = args.anchor

@@ -70,6 +70,8 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
         collectors: CollectorsPort | None = None,
         projections: ProjectionsPort | None = None,
         clusters: Sequence[str] = (),
+        desired_dir: str | None = None,
+        drift_ignore: Sequence[str] = (),
         hosts: Sequence[str] | None = None,
         webhook_secret: bytes | None = None,
     ) -> Server:
@@ -79,6 +81,8 @@ async def serve_app(store: EventStore) -> AsyncIterator[ServerFactory]:
             collectors=collectors,
             projections=projections,
             clusters=clusters,
+            desired_dir=desired_dir,
+            drift_ignore=drift_ignore,
             hosts=hosts,
             webhook_secret=webhook_secret,
         )

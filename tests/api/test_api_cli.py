@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
 
 import pytest
 from api_helpers import DB, WEB, iso, seed_history
@@ -28,6 +30,9 @@ def seeded_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("PVETRAIL_DATABASE_URL", url)
     monkeypatch.delenv("PVETRAIL_CONFIG", raising=False)
     return url
+
+
+NET0 = "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -76,9 +81,13 @@ def test_history_lists_who_and_when(seeded_url: str, capsys: pytest.CaptureFixtu
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["POSITION", "OBSERVED_AT", "NOT_BEFORE", "EVENT"]
-    assert "config.memory: 2048 -> 4096" in lines[2]
+    assert "config.memory: 2048 → 4096" in lines[2]
     assert "root@pam" in lines[2]
-    assert "alice@pve" in lines[3]
+    # One line per field: the continuation line has no position, time, event or actor.
+    assert lines[3].split() == ["digest:", "-", "→", "d2"]
+    migrated = next(line for line in lines if " migrated " in line)
+    assert "alice@pve" in migrated
+    assert "node: pve1 → pve2" in migrated
     code, out, _ = run(capsys, "history", WEB, "--since", iso(25), "--json")
     entries = json.loads(out)["items"]
     assert [e["event"] for e in entries] == ["migrated"]
@@ -90,9 +99,93 @@ def test_changes_between_two_times(seeded_url: str, capsys: pytest.CaptureFixtur
     assert code == 0
     by_id = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert by_id[DB].split()[1] == "removed"
-    assert "node: pve1 -> pve2" in by_id[WEB]
+    assert "node: pve1 → pve2" in by_id[WEB]
     code, out, _ = run(capsys, "changes", "--since", iso(15), "--type", "node", "--json")
     assert json.loads(out) == {"items": []}
+
+
+def test_history_sums_up_a_discovery(seeded_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "history", WEB, "--wide")
+    assert code == 0
+    discovery = out.splitlines()[1]
+    assert " discovered " in discovery
+    assert discovery.endswith(
+        "qemu web on pve1, running, 2 cores, 2048 MiB, disks scsi0 32G, tags prod (11 fields)"
+    )
+    assert "config.net0" not in out  # the rest is in --json, not in the table
+    code, out, _ = run(capsys, "history", WEB, "--json")
+    discovered = json.loads(out)["items"][0]
+    assert {"field": "config.net0", "old": None, "new": NET0} in discovered["changes"]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_tables_fit_the_terminal_and_wide_shows_all(
+    seeded_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for argv in (["inventory"], ["show", WEB], ["history", WEB]):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        assert max(len(line) for line in out.splitlines()) <= columns, argv
+    monkeypatch.setenv("COLUMNS", "40")  # the narrowest a table is fitted to
+    code, out, _ = run(capsys, "show", WEB)
+    net0 = next(line for line in out.splitlines() if line.startswith("config.net0"))
+    assert len(net0) == 40
+    assert net0.endswith("…")
+    assert NET0 not in out
+    code, out, _ = run(capsys, "show", WEB, "--wide")
+    assert f"config.net0       {NET0}" in out.splitlines()
+
+
+def test_inventory_lists_guests_first_grouped_by_type(
+    seeded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "inventory", "--at", iso(15))
+    assert code == 0
+    lines = out.splitlines()
+    ids = [line.split()[0] for line in lines[1:] if line.startswith("lab/")]
+    assert ids == [WEB, DB, "lab/node/pve1", "lab/node/pve2"]
+    assert lines[-1].startswith("4 resources at position ")
+    assert lines[-1].endswith(": 2 qemu, 2 node")
+    code, out, _ = run(capsys, "inventory", "--at", iso(15), "--type", "node")
+    assert [line.split()[0] for line in out.splitlines()[1:-2]] == [
+        "lab/node/pve1",
+        "lab/node/pve2",
+    ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("no_color", [None, "1"])
+def test_colour_only_on_a_terminal_without_no_color(
+    seeded_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    no_color: str | None,
+) -> None:
+    code, out, _ = run(capsys, "inventory")
+    assert code == 0
+    assert "\x1b[" not in out  # captured: not a terminal
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert main(["inventory"]) == 0
+    text = terminal.getvalue()
+    if no_color is None:
+        assert "\x1b[1mID" in text
+        assert "\x1b[32mrunning" in text
+    else:
+        assert "\x1b[" not in text
+        assert "running" in text
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,9 @@ def test_rebuild_command(
     monkeypatch.delenv("PVETRAIL_CONFIG", raising=False)
     before = _prepare(url, random_events(random.Random(5), 200))
     assert main(["rebuild"]) == 0
-    out = capsys.readouterr().out
-    assert "rebuild: " in out  # plain progress lines: stdout is not a terminal
+    out, err = capsys.readouterr()
+    assert "rebuild: " in err  # plain progress lines on stderr: it is not a terminal
+    assert "rebuild: " not in out  # stdout keeps only the result
     assert "rebuilt resources, versions, relations:" in out
     assert "events/s)" in out
     assert _rows(url) == before
