@@ -39,9 +39,9 @@ class Notification(msgspec.Struct, kw_only=True):
     """The body the documented template renders (other keys are ignored)."""
 
     title: str
-    message: str
     severity: str
     timestamp: int | float
+    message: str = ""
     fields: dict[str, str] | None = None
 
 
