@@ -125,6 +125,14 @@ def live_url(database_url: str, served: ServedPve, operator: Any) -> Iterator[st
         yield url
 
 
+# Schemathesis's own negative-mode generators draw from the `random` module inside their
+# strategies (seen once the webhook route's any-type body joined the document): Hypothesis warns
+# about that the first time, which the suite's warnings-as-errors turned into a failure of the
+# first example only (a "flaky" failure). The strategies are the library's, not ours.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_500_and_every_answer_matches_the_document(live_url: str, mode: GenerationMode) -> None:
     headers = {"Authorization": f"Bearer {OPERATOR_SECRET}"}
