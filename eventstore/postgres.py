@@ -767,9 +767,15 @@ class PostgresEventStore(EventStore):
                     with contextlib.suppress(*_DRIVER_ERRORS):
                         await conn.execute("SELECT pg_advisory_unlock($1)", key)
         finally:
-            # Closing the session releases the lock even when the unlock did not run.
-            with contextlib.suppress(*_DRIVER_ERRORS):
-                await conn.close(timeout=5)
+            # Closing the session releases the lock even when the unlock did not run; a
+            # close cut short (the holder cancelled while closing) aborts the connection
+            # instead of leaving it open until the garbage collector finds it.
+            try:
+                with contextlib.suppress(*_DRIVER_ERRORS):
+                    await conn.close(timeout=5)
+            except BaseException:
+                conn.terminate()
+                raise
 
     async def close(self) -> None:
         self._closed = True
