@@ -20,6 +20,7 @@ import msgspec
 
 from eventstore import EventStore, dialect_of, mask_url, open_store
 from eventstore.urls import sqlite_path
+from projections.cursors import read_only_cursor_key
 from projections.drift import DesiredSets
 from projections.models import ProjectionLag
 from projections.runner import ProjectionRunner
@@ -104,6 +105,8 @@ async def local_reader(config: Config) -> AsyncIterator[LocalReader]:
                 f"({len(status.pending)} migration(s) pending): run `pvetrail migrate` (or "
                 "`pvetrail serve`) first; pvetrail mcp only reads and never migrates"
             )
+        # Paging signs cursors with the database's key, which the first asker would store.
+        await read_only_cursor_key(store)
         yield LocalReader(store, DesiredSets(store, config.desired_dir), tuple(config.drift_ignore))
     finally:
         await store.close()

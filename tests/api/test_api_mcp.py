@@ -28,7 +28,6 @@ from eventstore import EventStore, open_store
 from projections.runner import ProjectionRunner
 from tests.api.conftest import READER_SECRET, TOKENS, ServerFactory
 from tests.api.mcp_helpers import (
-    WEB,
     bad_calls,
     compare,
     every_row,
@@ -82,7 +81,7 @@ async def test_every_tool_answers_as_the_api_and_changes_nothing(
         assert f"up to position {checkpoint}; the log's head is {head}" in note, note
 
 
-async def test_a_current_answer_carries_its_position_and_no_note(
+async def test_a_current_answer_carries_its_position_and_pages_without_writing(
     database_url: str,
     store: EventStore,
     served: ServedPve,  # noqa: F811 - the imported fixture
@@ -90,17 +89,28 @@ async def test_a_current_answer_carries_its_position_and_no_note(
 ) -> None:
     await fill(database_url, served, operator)
     head = await store.head()
+    # no list was ever asked of this database: it has no cursor key yet, and paging must not
+    # store one (the API's first list answer does)
+    before = await every_row(store)
     async with (
         local_reader(Config(database_url=database_url)) as reader,
         Client(build_server(reader)) as client,
     ):
-        result = await client.call_tool("inventory", {"type": "qemu"})
-    assert not result.is_error
-    assert len(result.content) == 1
-    meta = projections_meta(result)
+        first = await client.call_tool("inventory", {"limit": 2})
+        cursor = first.structured_content["next_cursor"]  # type: ignore[index]
+        second = await client.call_tool("inventory", {"cursor": cursor})
+    assert await every_row(store) == before
+    assert not first.is_error
+    assert not second.is_error
+    assert len(first.content) == 1  # no lag note
+    meta = projections_meta(first)
     assert (meta["checkpoint"], meta["head"], meta["behind"]) == (head, head, 0)
-    assert result.structured_content["position"] == head  # type: ignore[index]
-    assert [i["id"] for i in result.structured_content["items"]] == [WEB]  # type: ignore[index]
+    pages = [first.structured_content, second.structured_content]
+    assert [page["position"] for page in pages] == [head, head]  # type: ignore[index]
+    ids = [item["id"] for page in pages for item in page["items"]]  # type: ignore[index]
+    assert ids == sorted(set(ids))  # the second page continues the first
+    assert len(pages[0]["items"]) == 2  # type: ignore[index]
+    assert len(ids) > 2
 
 
 async def test_remote_refusals_say_what_to_do_and_never_show_the_token(
