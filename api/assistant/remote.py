@@ -16,6 +16,8 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from eventstore import mask_url
+
 from ..readers import Asked
 from .tools import Answer, Refused, ToolSpec
 
@@ -30,11 +32,12 @@ def base_url(text: str) -> str:
     url = text.strip().rstrip("/")
     url = url.removesuffix("/api/v1")
     parts = urlsplit(url)
+    shown = repr(mask_url(text))  # a password given in the URL is never echoed
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--api {text!r} is not an http(s) URL such as http://pvetrail:8080")
+        raise ValueError(f"--api {shown} is not an http(s) URL such as http://pvetrail:8080")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(
-            f"--api {text!r}: give the server's URL only (the token goes in {TOKEN_ENV})"
+            f"--api {shown}: give the server's URL alone (the token goes in {TOKEN_ENV})"
         )
     return url
 

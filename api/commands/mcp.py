@@ -50,7 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read a remote pvetrail over HTTP (reader token in $PVETRAIL_TOKEN)",
     )
     parser.add_argument(
-        "--log-level", default="WARNING", help="log level of stderr's log (default WARNING)"
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level of the log on stderr (default WARNING)",
     )
 
 

@@ -193,3 +193,19 @@ def test_without_the_sdk_mcp_exits_2_with_the_pip_line(
     monkeypatch.setitem(sys.modules, "mcp", None)  # import mcp: ModuleNotFoundError
     assert cli.main(["mcp"]) == 2
     assert "pip install 'pvetrail[mcp]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("ftp://pvetrail:8080", "is not an http(s) URL such as http://pvetrail:8080"),
+        ("https://reader:secret@pvetrail", "give the server's URL alone"),
+    ],
+)
+def test_a_malformed_api_url_exits_2_naming_it(
+    url: str, detail: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["mcp", "--api", url]) == 2
+    err = capsys.readouterr().err
+    assert f"--api {url.replace(':secret@', ':***@')!r}" in err
+    assert detail in err
