@@ -34,12 +34,12 @@ META_KEY = "pvetrail/projections"
 """The ``_meta`` member of every local answer: ``{checkpoint, head, behind, lag_seconds}``."""
 
 
-class LocalReaderError(Exception):
+class LocalSourceError(Exception):
     """The configured database cannot be read as it is (missing, not migrated)."""
 
 
 @dataclass(frozen=True)
-class LocalReader:
+class LocalSource:
     """The read side of one database (an :class:`api.readers.ReadSide`)."""
 
     store: EventStore
@@ -85,14 +85,14 @@ def _notes(lag: ProjectionLag) -> tuple[str, ...]:
 
 
 @asynccontextmanager
-async def local_reader(config: Config) -> AsyncIterator[LocalReader]:
-    """The configured database's read side; :class:`LocalReaderError` when it does not exist
+async def local_source(config: Config) -> AsyncIterator[LocalSource]:
+    """The configured database's read side; :class:`LocalSourceError` when it does not exist
     or is not migrated (nothing is created or migrated here)."""
     url = config.database_url
     if dialect_of(url) == "sqlite" and not await asyncio.to_thread(
         os.path.exists, sqlite_path(url)
     ):
-        raise LocalReaderError(
+        raise LocalSourceError(
             f"the database {mask_url(url)} does not exist: point database_url (or "
             "PVETRAIL_DATABASE_URL) at pvetrail's database, or create it with `pvetrail serve`"
         )
@@ -100,13 +100,13 @@ async def local_reader(config: Config) -> AsyncIterator[LocalReader]:
     try:
         status = await store.pending_migrations()
         if status.pending:
-            raise LocalReaderError(
+            raise LocalSourceError(
                 f"the database {mask_url(store.url)} is not migrated "
                 f"({len(status.pending)} migration(s) pending): run `pvetrail migrate` (or "
                 "`pvetrail serve`) first; pvetrail mcp only reads and never migrates"
             )
         # Paging signs cursors with the database's key, which the first asker would store.
         await read_only_cursor_key(store)
-        yield LocalReader(store, DesiredSets(store, config.desired_dir), tuple(config.drift_ignore))
+        yield LocalSource(store, DesiredSets(store, config.desired_dir), tuple(config.drift_ignore))
     finally:
         await store.close()

@@ -42,7 +42,7 @@ def base_url(text: str) -> str:
     return url
 
 
-class RemoteReader:
+class RemoteSource:
     """Asks a pvetrail server; one HTTP session for the whole MCP session."""
 
     def __init__(self, url: str, token: str | None, session: aiohttp.ClientSession) -> None:

@@ -1,4 +1,4 @@
-"""The MCP server on stdio: the tools of :mod:`.tools`, answered by a local or remote reader.
+"""The MCP server on stdio: the tools of :mod:`.tools`, answered by a local or remote source.
 
 The only module that imports the ``mcp`` SDK (an optional extra); ``pvetrail mcp`` imports it
 only when it runs. stdout carries the protocol alone: logs go to stderr.
@@ -36,8 +36,8 @@ READ_ONLY = types.ToolAnnotations(
 )
 
 
-class Reader(Protocol):
-    """What answers the tools: :class:`.local.LocalReader` or :class:`.remote.RemoteReader`."""
+class Source(Protocol):
+    """What answers the tools: :class:`.local.LocalSource` or :class:`.remote.RemoteSource`."""
 
     async def answer(self, tool: ToolSpec, asked: Asked) -> Answer: ...
 
@@ -55,22 +55,22 @@ def listing() -> list[types.Tool]:
     ]
 
 
-async def call(reader: Reader, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+async def call(source: Source, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
     """One tool call: the API's JSON as text (and structured), or a tool error saying why."""
     tool = BY_NAME.get(name)
     if tool is None:
         return _error(f"no tool named {name!r} (known: {', '.join(BY_NAME)})")
     try:
-        answer = await reader.answer(tool, _question(tool, arguments))
+        answer = await source.answer(tool, _question(tool, arguments))
     except Refused as exc:
         return _error(exc.detail, exc.problem)
     except Exception:
         log.exception("tool %s failed", name)
         return _error(f"{name} failed unexpectedly; pvetrail mcp's log (stderr) has the details")
-    text = [types.TextContent(text=answer.body.decode())]
-    text += [types.TextContent(text=note) for note in answer.notes]
+    content: list[types.ContentBlock] = [types.TextContent(text=answer.body.decode())]
+    content += [types.TextContent(text=note) for note in answer.notes]
     return types.CallToolResult(
-        content=list(text),
+        content=content,
         structured_content=msgspec.json.decode(answer.body),
         _meta=answer.meta or None,
     )
@@ -91,8 +91,8 @@ def _error(detail: str, problem: dict[str, Any] | None = None) -> types.CallTool
     )
 
 
-def build_server(reader: Reader) -> Server[Any]:
-    """The MCP server answering every tool with ``reader``."""
+def build_server(source: Source) -> Server[Any]:
+    """The MCP server answering every tool with ``source``."""
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -102,7 +102,7 @@ def build_server(reader: Reader) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        return await call(reader, params.name, params.arguments)
+        return await call(source, params.name, params.arguments)
 
     return Server(
         "pvetrail",
@@ -113,8 +113,8 @@ def build_server(reader: Reader) -> Server[Any]:
     )
 
 
-async def serve_stdio(reader: Reader) -> None:
-    """Serve ``reader``'s tools on stdin/stdout until the client closes them."""
-    server = build_server(reader)
+async def serve_stdio(source: Source) -> None:
+    """Serve ``source``'s tools on stdin/stdout until the client closes them."""
+    server = build_server(source)
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

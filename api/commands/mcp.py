@@ -14,9 +14,9 @@ from ..config import load_config
 from ..logs import configure_logging
 
 if TYPE_CHECKING:
-    from ..assistant.server import Reader
+    from ..assistant.server import Source
 
-Serve = Callable[["Reader"], Awaitable[None]]
+Serve = Callable[["Source"], Awaitable[None]]
 
 NAME = "mcp"
 HELP = "offer the read-side queries to an AI assistant: an MCP server on stdio (read-only)"
@@ -71,14 +71,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _local(args: argparse.Namespace, serve: Serve) -> int:
-    from ..assistant.local import LocalReaderError, local_reader
+    from ..assistant.local import LocalSourceError, local_source
 
     config = load_config(getattr(args, "config", None))
     try:
-        async with local_reader(config) as reader:
+        async with local_source(config) as source:
             configure_logging(args.log_level, json_lines=True)
-            await serve(reader)
-    except LocalReaderError as exc:
+            await serve(source)
+    except LocalSourceError as exc:
         print(f"pvetrail: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -87,7 +87,7 @@ async def _local(args: argparse.Namespace, serve: Serve) -> int:
 async def _remote(url: str, log_level: str, serve: Serve) -> int:
     import aiohttp
 
-    from ..assistant.remote import TOKEN_ENV, RemoteReader, base_url
+    from ..assistant.remote import TOKEN_ENV, RemoteSource, base_url
 
     try:
         base = base_url(url)
@@ -101,5 +101,5 @@ async def _remote(url: str, log_level: str, serve: Serve) -> int:
             "%s is not set: only a pvetrail without tokens will answer", TOKEN_ENV
         )
     async with aiohttp.ClientSession() as session:
-        await serve(RemoteReader(base, token, session))
+        await serve(RemoteSource(base, token, session))
     return 0

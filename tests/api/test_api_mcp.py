@@ -19,8 +19,8 @@ import pytest
 from mcp import Client
 
 from api import cli
-from api.assistant.local import local_reader
-from api.assistant.remote import RemoteReader
+from api.assistant.local import local_source
+from api.assistant.remote import RemoteSource
 from api.assistant.server import build_server
 from api.assistant.tools import TOOLS
 from api.config import Config
@@ -57,8 +57,8 @@ async def test_every_tool_answers_as_the_api_and_changes_nothing(
     before = await every_row(store)
 
     async with (
-        local_reader(Config(database_url=database_url)) as reader,
-        Client(build_server(reader)) as client,
+        local_source(Config(database_url=database_url)) as source,
+        Client(build_server(source)) as client,
     ):
         listed = await client.list_tools()
         assert [t.name for t in listed.tools] == [t.name for t in TOOLS]
@@ -93,8 +93,8 @@ async def test_a_current_answer_carries_its_position_and_pages_without_writing(
     # store one (the API's first list answer does)
     before = await every_row(store)
     async with (
-        local_reader(Config(database_url=database_url)) as reader,
-        Client(build_server(reader)) as client,
+        local_source(Config(database_url=database_url)) as source,
+        Client(build_server(source)) as client,
     ):
         first = await client.call_tool("inventory", {"limit": 2})
         cursor = first.structured_content["next_cursor"]  # type: ignore[index]
@@ -126,8 +126,8 @@ async def test_remote_refusals_say_what_to_do_and_never_show_the_token(
             (wrong, "the token in PVETRAIL_TOKEN is not one it knows"),
             (READER_SECRET, None),
         ]:
-            reader = RemoteReader(server.url, token, session)
-            async with Client(build_server(reader)) as client:
+            source = RemoteSource(server.url, token, session)
+            async with Client(build_server(source)) as client:
                 result = await client.call_tool("relations", {})
                 bad = await client.call_tool("inventory", {"limit": 0})
             if expected is None:
@@ -145,7 +145,7 @@ async def test_remote_refusals_say_what_to_do_and_never_show_the_token(
         # nothing listens on a port just closed: unreachable is a tool error, not a crash
         with socket.create_server(("127.0.0.1", 0)) as sock:
             closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        async with Client(build_server(RemoteReader(closed, READER_SECRET, session))) as client:
+        async with Client(build_server(RemoteSource(closed, READER_SECRET, session))) as client:
             result = await client.call_tool("inventory", {})
         assert result.is_error
         text = result.content[0].text  # type: ignore[union-attr]
