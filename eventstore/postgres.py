@@ -704,11 +704,22 @@ class PostgresEventStore(EventStore):
                 return
             try:
                 conn = await self._connect()
-                with self._translated("listen"):
-                    await conn.add_listener(self.channel, self._on_notify)
             except EventStoreError:
                 # Waiting still works through the periodic head check.
                 self._listener = None
+                return
+            try:
+                with self._translated("listen"):
+                    await conn.add_listener(self.channel, self._on_notify)
+            except EventStoreError:
+                conn.terminate()
+                self._listener = None
+                return
+            except BaseException:  # cancelled while asking to LISTEN: the connection is ours
+                conn.terminate()
+                raise
+            if self._closed:  # the store was closed while this connected: nobody would close it
+                conn.terminate()
                 return
             self._listener = conn
 

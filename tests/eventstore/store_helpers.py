@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -247,3 +248,55 @@ async def run_cli(*args: str, env: dict[str, str], cwd: Path = REPO) -> tuple[in
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+class PgRelay:
+    """A TCP relay to PostgreSQL that can stop relaying without closing anything (``frozen``:
+    what a cut network looks like to both ends) or relay slowly (``delay`` seconds per
+    chunk: a slow network); ``open`` counts the client connections it relays now."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self.delay = 0.0
+        self.open = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self, url: str) -> str:
+        """Relay to the server of ``url``; the same URL through the relay."""
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
+                    if not self.frozen:
+                        writer.write(data)
+                        await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def accept(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            server_r, server_w = await asyncio.open_connection(host, port)
+            self._writers += [client_w, server_w]
+            self.open += 1
+            try:
+                await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w))
+            finally:
+                self.open -= 1
+
+        self._server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        relay_port = int(self._server.sockets[0].getsockname()[1])
+        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay_port}"))
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()

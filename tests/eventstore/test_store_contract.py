@@ -15,6 +15,7 @@ import msgspec
 import pytest
 from store_helpers import (
     T0,
+    PgRelay,
     lock_waiters,
     new_event,
     raw_execute,
@@ -711,6 +712,37 @@ async def test_postgres_append_whose_connection_dies_mid_copy_leaves_nothing(
     finally:
         await killer.close()
         await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("ending", ["waiter cancelled", "store closed"])
+async def test_a_listen_connection_still_opening_when_its_waiter_ends_is_closed(
+    postgres_url: str, ending: str
+) -> None:
+    """A waiter's LISTEN connection is opened on its first wait: a runner stopped at that
+    moment (its wait cancelled), or its store closed then, leaves no connection open that
+    nothing would ever close (seen as an unclosed-connection warning at a runner's stop)."""
+    relay = PgRelay()
+    store = await open_store(await relay.start(postgres_url))
+    try:
+        await store.migrate()
+        pooled = relay.open
+        relay.delay = 0.05  # the connection's handshake takes a few tenths of a second
+        waiting = asyncio.create_task(store.wait_for_events(10**9, 30))
+        await until(lambda: relay.open > pooled, what="the LISTEN connection to be opening")
+        if ending == "waiter cancelled":
+            waiting.cancel()
+            expected = pooled
+        else:
+            await store.close()
+            expected = 0
+        with contextlib.suppress(asyncio.CancelledError, EventStoreError):
+            await waiting
+        relay.delay = 0
+        await until(lambda: relay.open == expected, what=f"{expected} relayed connection(s)")
+    finally:
+        await store.close()
+        await relay.close()
 
 
 @pytest.mark.postgres

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from eventstore import EventStore, LockLostError, open_store
 from eventstore.postgres import PostgresEventStore, lock_key
 from tests.conftest import POSTGRES_URL
+from tests.eventstore.store_helpers import PgRelay
 
 # Every test here is about PostgreSQL sessions (an SQLite file lock lasts as long as its
 # process): the shared ``store`` fixture, on PostgreSQL only.
@@ -105,53 +105,13 @@ async def _hold_forever(store: EventStore, name: str) -> None:
         await asyncio.sleep(3600)
 
 
-class _FreezableProxy:
-    """A TCP relay to PostgreSQL that can stop relaying without closing anything: what a
-    cut network looks like to both ends."""
-
-    def __init__(self) -> None:
-        self.frozen = False
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self, host: str, port: int) -> int:
-        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while data := await reader.read(65536):
-                    if not self.frozen:
-                        writer.write(data)
-                        await writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-
-        async def accept(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-            server_r, server_w = await asyncio.open_connection(host, port)
-            self._writers += [client_w, server_w]
-            await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w))
-
-        self._server = await asyncio.start_server(accept, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-
-
 async def test_a_lock_session_that_stops_answering_is_given_up_by_the_probe(
     store: EventStore, postgres_url: str
 ) -> None:
     direct = store
-    proxy = _FreezableProxy()
+    proxy = PgRelay()
     try:
-        parts = urlsplit(postgres_url)
-        port = await proxy.start(parts.hostname or "127.0.0.1", parts.port or 5432)
-        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        relayed = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{port}"))
+        relayed = await proxy.start(postgres_url)
         relayed_store = await open_store(relayed)
         assert isinstance(relayed_store, PostgresEventStore)
         relayed_store.lock_probe_s = 0.2
