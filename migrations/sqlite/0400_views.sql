@@ -50,10 +50,12 @@ SELECT
     v.pool                 AS pool,
     v.lock                 AS lock,
     v.digest               AS digest,
-    json_set(v.state, '$.config', json(COALESCE(c.config, '{}'))) AS state,
+    -- the config by its key, row by row (read only for the rows asked for)
+    json_set(v.state, '$.config', json(COALESCE(
+        (SELECT c.config FROM proj_configs c WHERE c.position = v.config_position), '{}'
+    )))                    AS state,
     v.ended_by_removal     AS ended_by_removal
-FROM proj_versions v
-LEFT JOIN proj_configs c ON c.position = v.config_position;
+FROM proj_versions v;
 
 -- Field-level changes: one row per field an event changed (as GET /resources/{id}/history
 -- lists them: a (re)discovery's initial fields, a config change's new digest), one row with
