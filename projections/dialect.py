@@ -20,6 +20,7 @@ from eventstore import Connection, Dialect
 from eventstore.sql import time_in, time_out
 
 from .fold import RESOURCE_COLUMNS
+from .models import ReaderGrant
 
 # The batch writes, in their generic form: one statement per row (``{t}``: the table, the
 # live one or a rebuild's shadow). A dialect may override the operation that runs each.
@@ -165,6 +166,13 @@ class ProjectionDialect(abc.ABC):
     async def bulk_mode(self, conn: Connection, on: bool) -> None:
         """Tune the writer connection for a rebuild's large batches (and back)."""
         return None  # nothing to tune by default
+
+    async def grant_reader(
+        self, conn: Connection, role: str, views: Sequence[str]
+    ) -> ReaderGrant | None:
+        """Let ``role`` read ``views`` alone, making it if need be (see
+        :func:`projections.views.grant_reader`); None where the database has no roles."""
+        return None
 
     @abc.abstractmethod
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:

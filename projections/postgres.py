@@ -9,10 +9,12 @@ from typing import Any
 import asyncpg
 
 from eventstore import Connection
+from eventstore.postgres import lock_key
 
 from .dialect import ProjectionDialect
 from .errors import ProjectionStateError
 from .fold import RESOURCE_COLUMNS
+from .models import ReaderGrant
 
 _RESOURCE_TYPES = (
     "text[], text[], text[], text[], int[], text[], text[], text[], text[], text[], text[], "
@@ -63,6 +65,7 @@ FROM (SELECT oid, max(depth) AS depth FROM reading GROUP BY oid) v
 JOIN pg_class c ON c.oid = v.oid
 ORDER BY v.depth, c.oid
 """
+_MAY_CREATE_ROLES = "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
 BULK_SORT_MEMORY = "256MB"
 """maintenance_work_mem while a rebuild builds its indexes."""
 
@@ -165,6 +168,39 @@ class PostgresDialect(ProjectionDialect):
             # (no CASCADE: whatever else depends on them stops the swap rather than vanish).
             await db.execute(f"DROP VIEW {', '.join(row[0] for row in kept)}")
         return [statement for row in kept for statement in row[2]]
+
+    async def grant_reader(
+        self, conn: Connection, role: str, views: Sequence[str]
+    ) -> ReaderGrant | None:
+        db: asyncpg.Connection = conn.raw
+        # Racing processes take turns (concurrent GRANTs on one object can fail with "tuple
+        # concurrently updated"); roles are the cluster's, grants this database's.
+        await db.execute("SELECT pg_advisory_xact_lock($1)", lock_key("pvetrail.reader", role))
+        quoted = f'"{role}"'
+        created = False
+        if await db.fetchval("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role):
+            if not await db.fetchval(_MAY_CREATE_ROLES):
+                return ReaderGrant(
+                    role=role,
+                    created=False,
+                    granted=False,
+                    problem="the database user may not create roles (neither superuser nor "
+                    "CREATEROLE)",
+                )
+            try:
+                async with db.transaction():  # a savepoint: another database's may win
+                    await db.execute(f"CREATE ROLE {quoted} NOLOGIN")
+                created = True
+            except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                pass  # made meanwhile by a migrate of another database of the cluster
+        schema = await db.fetchval("SELECT quote_ident(current_schema())")
+        try:
+            async with db.transaction():
+                await db.execute(f"GRANT USAGE ON SCHEMA {schema} TO {quoted}")
+                await db.execute(f"GRANT SELECT ON {', '.join(views)} TO {quoted}")
+        except asyncpg.InsufficientPrivilegeError as exc:
+            return ReaderGrant(role=role, created=created, granted=False, problem=str(exc))
+        return ReaderGrant(role=role, created=created, granted=True)
 
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # FOR UPDATE orders the runner and a rebuild's swap: the later one sees the new value.

@@ -22,6 +22,7 @@ SELECT
     r.lock            AS lock,
     r.digest          AS digest,
     r.state           AS state,
+    json_extract(r.state, '$.config') AS config,
     r.removed         AS removed,
     r.position        AS position,
     r.observed_at     AS observed_at,
@@ -50,12 +51,18 @@ SELECT
     v.pool                 AS pool,
     v.lock                 AS lock,
     v.digest               AS digest,
-    -- the config by its key, row by row (read only for the rows asked for)
-    json_set(v.state, '$.config', json(COALESCE(
-        (SELECT c.config FROM proj_configs c WHERE c.position = v.config_position), '{}'
-    )))                    AS state,
+    json_set(v.state, '$.config', json(v.config)) AS state,
+    v.config               AS config,
     v.ended_by_removal     AS ended_by_removal
-FROM proj_versions v;
+FROM (
+    -- the config by its key, read only for the rows asked for
+    SELECT x.resource_id, x.valid_from_time, x.valid_to_time, x.valid_from_position,
+        x.valid_to_position, x.cluster, x.type, x.node, x.vmid, x.name, x.status, x.tags,
+        x.pool, x.lock, x.digest, x.state, x.ended_by_removal, COALESCE(
+        (SELECT c.config FROM proj_configs c WHERE c.position = x.config_position), '{}'
+    ) AS config
+    FROM proj_versions x
+) v;
 
 -- Field-level changes: one row per field an event changed (as GET /resources/{id}/history
 -- lists them: a (re)discovery's initial fields, a config change's new digest), one row with
