@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import threading
+import time
 from datetime import datetime
 from typing import Any
 
 import msgspec
+import pytest
 
 from collectors.events import ENDS, ConfigChanged, Discovered, StatusChanged
-from eventstore import Connection, EventStore
+from eventstore import Connection, EventStore, open_store
 from eventstore.sql import time_in
+from eventstore.sqlite import SQLiteEventStore
 from projections.queries import history, inventory, relations
 from projections.runner import ProjectionRunner, rebuild
 from tests.projections.projection_helpers import (
@@ -24,6 +29,7 @@ from tests.projections.projection_helpers import (
     random_events,
     resource_state,
 )
+from tests.waiting import GENEROUS_S, until
 
 CHANGE_ROWS = (
     "SELECT id, position, event, field, old, new, observed_at, observed_after, effective_at, "
@@ -233,3 +239,74 @@ async def test_views_answer_during_and_after_a_rebuild(store: EventStore) -> Non
         assert await inventory_from_views(conn, at(400.0)) == {
             r.id: resource_state(r) for r in page.items
         }
+
+
+SNAPSHOT = (
+    "SELECT (SELECT count(*) FROM pvetrail_resources WHERE removed = 0), "
+    "(SELECT count(*) FROM pvetrail_versions WHERE valid_to IS NULL), "
+    "(SELECT count(*) FROM pvetrail_versions) "
+    "+ (SELECT count(*) FROM pvetrail_versions WHERE ended_by_removal = 1), "
+    "(SELECT count(DISTINCT position) FROM pvetrail_changes), "
+    "(SELECT max(position) FROM pvetrail_changes)"
+)
+"""One statement, so one snapshot: resources alive and versions open; versions and removals
+(each one event) and the events the changes view lists; the last of them."""
+
+
+async def test_the_views_answer_a_read_only_open_while_serve_writes(sqlite_url: str) -> None:
+    """SQLite: another program opens the file read-only (``mode=ro``) and queries the views
+    while the log grows, the runner follows it and a rebuild swaps its tables in: every
+    answer is one consistent snapshot, none fails, it cannot write, and it ends at the
+    writer's last state."""
+    store = await open_store(sqlite_url)
+    assert isinstance(store, SQLiteEventStore)
+    events = random_events(random.Random(8), 700)
+    stop = threading.Event()
+    seen: list[tuple[int, ...]] = []
+    errors: list[BaseException] = []
+
+    def read_only() -> None:
+        # Autocommit (as docs/sql.md says): each query its own snapshot of the log.
+        db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                db.execute("DELETE FROM settings")
+            while not stop.is_set():
+                seen.append(tuple(db.execute(SNAPSHOT).fetchone()))
+                time.sleep(0.001)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.close()
+
+    reader = threading.Thread(target=read_only, name="read-only", daemon=True)
+    runner = ProjectionRunner(store, idle_timeout=0.2)
+    try:
+        await store.migrate()
+        await store.append(events[:100])
+        await runner.catch_up()
+        await runner.start()
+        reader.start()
+
+        async def append() -> None:
+            for start in range(100, len(events), 10):
+                await store.append(events[start : start + 10])
+                await asyncio.sleep(0.005)
+
+        appending = asyncio.create_task(append())
+        await rebuild(store, batch_size=40)
+        await appending
+        assert await runner.wait_until(await store.head(), timeout=GENEROUS_S)
+        async with store.read_connection() as conn:
+            final = tuple(await conn.fetchone(SNAPSHOT) or ())
+        await until(lambda: (bool(seen) and seen[-1] == final) or bool(errors), what="last state")
+    finally:
+        stop.set()
+        reader.join(GENEROUS_S)
+        await runner.stop()
+        await store.close()
+    assert not errors, errors
+    assert len(set(seen)) > 5, "the reader saw the log grow"
+    for alive, open_versions, begun_or_ended, listed, _ in seen:
+        assert alive == open_versions
+        assert begun_or_ended == listed
