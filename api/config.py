@@ -1,7 +1,8 @@
 """The configuration: one TOML file plus environment overrides, declared once and typed.
 
-``PVETRAIL_CONFIG`` names the file (or ``--config``); ``PVETRAIL_DATABASE_URL`` and
-``PVETRAIL_LISTEN`` override ``database_url`` and ``api.listen``. Secrets are never written in
+``PVETRAIL_CONFIG`` names the file (or ``--config``); ``PVETRAIL_DATABASE_URL``,
+``PVETRAIL_DATABASE_READER_ROLE`` and ``PVETRAIL_LISTEN`` override ``database_url``,
+``database_reader_role`` and ``api.listen``. Secrets are never written in
 the file: each is named by the environment variable that holds it.
 """
 
@@ -128,6 +129,8 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
             raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from exc
     if env.get("PVETRAIL_DATABASE_URL"):
         raw["database_url"] = env["PVETRAIL_DATABASE_URL"]
+    if env.get("PVETRAIL_DATABASE_READER_ROLE"):
+        raw["database_reader_role"] = env["PVETRAIL_DATABASE_READER_ROLE"]
     if env.get("PVETRAIL_LISTEN"):
         api = dict(raw.get("api") or {})  # type: ignore[call-overload]
         api["listen"] = env["PVETRAIL_LISTEN"]

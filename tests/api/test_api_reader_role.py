@@ -2,13 +2,14 @@
 lets it read the views alone; a database user who may not make roles is told what to run, and
 the docs' lines do it; a rebuild keeps the grants; the configured name is checked.
 
-Roles are the PostgreSQL cluster's, not a schema's: each test makes names of its own and
-drops them afterwards."""
+Roles are the PostgreSQL server's, not a schema's: each test's names are its own
+(tests/conftest.py names the reader role after the test's schema) and dropped afterwards."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -46,11 +47,10 @@ def _schema(url: str) -> str:
 
 
 @pytest.fixture
-def role_name(postgres_url: str) -> Iterator[str]:
-    """A role name of this test's own; the role (and its grants) dropped afterwards."""
-    name = f"reader_{uuid.uuid4().hex[:12]}"
-    yield name
-    asyncio.run(_drop_role(name))
+def role_name(postgres_url: str) -> str:
+    """The test's own reader role name, which every configuration it loads reads from the
+    environment (tests/conftest.py's ``postgres_url`` sets it, and drops the role)."""
+    return os.environ["PVETRAIL_DATABASE_READER_ROLE"]
 
 
 async def _drop_role(name: str) -> None:
@@ -63,8 +63,8 @@ async def _drop_role(name: str) -> None:
         await conn.close()
 
 
-def write_config(path: Path, url: str, role: str) -> str:
-    path.write_text(f'database_url = "{url}"\ndatabase_reader_role = "{role}"\n')
+def write_config(path: Path, url: str) -> str:
+    path.write_text(f'database_url = "{url}"\n')
     return str(path)
 
 
@@ -135,7 +135,7 @@ async def test_migrate_makes_a_role_that_reads_the_views_alone_and_a_rebuild_kee
     postgres_url: str, role_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await fill(postgres_url)
-    config = write_config(tmp_path / "pvetrail.toml", postgres_url, role_name)
+    config = write_config(tmp_path / "pvetrail.toml", postgres_url)
     assert await asyncio.to_thread(main, ["migrate", "--config", config]) == 0
     assert f"reader role {role_name} created; it may read the SQL views" in capsys.readouterr().out
     assert await asyncio.to_thread(main, ["migrate", "--config", config]) == 0  # idempotent
@@ -180,7 +180,7 @@ async def test_a_user_who_may_not_make_roles_is_told_what_to_run_and_the_docs_li
     parts = urlsplit(postgres_url)
     weak_url = urlunsplit(parts._replace(netloc=f"{weak_user}@{parts.netloc.rsplit('@', 1)[-1]}"))
     store = await open_store(weak_url)
-    config = msgspec.structs.replace(load_config(None, {}), database_reader_role=role_name)
+    config = load_config(None)
     try:
         with caplog.at_level(logging.WARNING, logger="pvetrail.migrate"):
             status, grant = await migrate_database(store, config)
@@ -234,3 +234,7 @@ def test_the_role_name_defaults_to_pvetrail_reader(tmp_path: Path) -> None:
     path = tmp_path / "pvetrail.toml"
     path.write_text('database_reader_role = "_analysts_2"\n')
     assert load_config(str(path), {}).database_reader_role == "_analysts_2"
+    environ = {"PVETRAIL_DATABASE_READER_ROLE": "ops_ro"}
+    assert load_config(str(path), environ).database_reader_role == "ops_ro"
+    with pytest.raises(ConfigError, match="database_reader_role 'Ops'"):
+        load_config(str(path), {"PVETRAIL_DATABASE_READER_ROLE": "Ops"})
