@@ -22,7 +22,7 @@ SELECT
     r.lock            AS lock,
     r.digest          AS digest,
     r.state::jsonb    AS state,
-    r.state::jsonb -> 'config' AS config,
+    COALESCE(r.state::jsonb -> 'config', '{}') AS config,
     r.removed         AS removed,
     r.position        AS position,
     r.observed_at     AS observed_at,

@@ -22,7 +22,7 @@ SELECT
     r.lock            AS lock,
     r.digest          AS digest,
     r.state           AS state,
-    json_extract(r.state, '$.config') AS config,
+    COALESCE(json_extract(r.state, '$.config'), '{}') AS config,
     r.removed         AS removed,
     r.position        AS position,
     r.observed_at     AS observed_at,

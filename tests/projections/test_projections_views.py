@@ -166,11 +166,16 @@ async def test_the_views_answer_the_inventory_and_the_graph_at_a_time(store: Eve
     now = await inventory(store, limit=1000)
     async with store.read_connection() as conn:
         current = await conn.fetch(
-            "SELECT id, state, removed, position FROM pvetrail_resources ORDER BY id"
+            "SELECT id, state, removed, position, config FROM pvetrail_resources ORDER BY id"
         )
+        configs = await conn.fetch("SELECT state, config FROM pvetrail_versions")
     assert {r[0]: normalise(json_value(r[1])) for r in current if r[2] == 0} == {
         r.id: resource_state(r) for r in now.items
     }
+    # the config column is the state's config ({} where there is none), in both views
+    for state, config in [(r[1], r[4]) for r in current] + [tuple(r) for r in configs]:
+        assert json_value(config) == (json_value(state).get("config") or {})
+    assert any(json_value(r[4]) for r in current), "some resource has a config"
     assert any(r[2] == 1 for r in current), "a removed one is listed, marked"
 
 
