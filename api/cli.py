@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "inventory",
     "plan",
     "drift",
+    "mcp",
 )
 
 

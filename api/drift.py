@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from projections.drift import ANONYMOUS, DesiredSetList, drift, parse_document
+from projections.drift import ANONYMOUS, DesiredSetList, DriftPage, drift, parse_document
 
 from .errors import BadParameterError
 from .middleware import JSON_BODIES, YAML_BODIES
 from .params import optional_text, optional_time, parse_limit
+from .readers import Asked, ReadSide
 from .responses import render
 from .services import services_of
 
@@ -21,21 +22,20 @@ BODY_TYPES = (*sorted(JSON_BODIES), *sorted(YAML_BODIES))
 """The media types a desired set may be sent as (the middleware refuses others with 415)."""
 
 
-async def report(request: web.Request) -> web.Response:
-    """What differs from the baseline time or the named desired set."""
-    query = request.query
-    services = services_of(request)
-    page = await drift(
-        services.store,
+async def report(side: ReadSide, asked: Asked) -> DriftPage:
+    """What differs from the baseline time or the named desired set (a reader, see
+    :mod:`api.readers`)."""
+    query = asked.query
+    return await drift(
+        side.store,
         baseline=optional_time(query, "baseline"),
         desired=optional_text(query, "desired"),
         unmanaged=_flag(query.get("unmanaged"), "unmanaged"),
-        sets=services.desired,
-        ignore=services.drift_ignore,
+        sets=side.desired,
+        ignore=side.drift_ignore,
         limit=parse_limit(query),
         cursor=optional_text(query, "cursor"),
     )
-    return render(page)
 
 
 async def put_desired(request: web.Request) -> web.Response:

@@ -47,7 +47,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 log = logging.getLogger("pvetrail.api")
 
 
-def problem_response(
+def problem(
     status: int,
     title: str,
     detail: str,
@@ -55,11 +55,10 @@ def problem_response(
     request_id: str | None = None,
     param: str | None = None,
     extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """An ``application/problem+json`` answer."""
+) -> Problem:
+    """An RFC 9457 problem body."""
     extra = extra or {}
-    body = Problem(
+    return Problem(
         type="about:blank",
         title=title,
         status=status,
@@ -69,12 +68,39 @@ def problem_response(
         first_seen=_time_or_none(extra.get("first_seen")),
         last_seen=_time_or_none(extra.get("last_seen")),
     )
+
+
+def problem_response(body: Problem, headers: dict[str, str] | None = None) -> web.Response:
+    """An ``application/problem+json`` answer."""
     return web.Response(
         body=msgspec.json.encode(body),
-        status=status,
+        status=body.status,
         content_type="application/problem+json",
         headers=headers,
     )
+
+
+def refusal(exc: Exception, request_id: str | None = None) -> Problem | None:
+    """The problem a refusal stands for: our :class:`ApiError`, the read side's
+    :class:`QueryError`, an unreachable database (503); None for anything else (a bug)."""
+    if isinstance(exc, ApiError | QueryError):
+        # The read side's errors know their status and the parameter at fault too.
+        extra = (
+            exc.extra
+            if isinstance(exc, ApiError)
+            else {
+                "first_seen": getattr(exc, "first_seen", None),
+                "last_seen": getattr(exc, "last_seen", None),
+            }
+        )
+        return problem(
+            exc.status, exc.title, exc.detail, request_id=request_id, param=exc.param, extra=extra
+        )
+    if isinstance(exc, DatabaseUnavailableError):
+        return problem(
+            503, "Service Unavailable", "the database does not answer", request_id=request_id
+        )
+    return None
 
 
 def _time_or_none(value: object) -> datetime | None:
@@ -207,59 +233,48 @@ def _route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _refused(
+    exc: Exception, request_id: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = refusal(exc, request_id)
+    assert body is not None
+    return problem_response(body, headers)
+
+
 def _render(exc: Exception, request_id: str) -> web.Response:
     if isinstance(exc, ApiError):
         if exc.status >= 500:
             log.error("%s", exc.detail, extra={"request_id": request_id})
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            request_id=request_id,
-            param=exc.param,
-            extra=exc.extra,
-            # RFC 6750: a 401 names the scheme the client should use.
-            headers=(
-                {**exc.headers, "WWW-Authenticate": 'Bearer realm="pvetrail"'}
-                if exc.status == 401
-                else exc.headers
-            ),
+        # RFC 6750: a 401 names the scheme the client should use.
+        headers = (
+            {**exc.headers, "WWW-Authenticate": 'Bearer realm="pvetrail"'}
+            if exc.status == 401
+            else exc.headers
         )
+        return _refused(exc, request_id, headers)
     if isinstance(exc, web.HTTPException):
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
         detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         if exc.status == 413:
             detail = f"request bodies are limited to {MAX_BODY} bytes"
-        return problem_response(
-            exc.status, exc.reason, detail, request_id=request_id, headers=headers
-        )
+        body = problem(exc.status, exc.reason, detail, request_id=request_id)
+        return problem_response(body, headers)
     if isinstance(exc, QueryError):
-        # The read side's errors know their status and the parameter at fault.
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            request_id=request_id,
-            param=exc.param,
-            extra={
-                "first_seen": getattr(exc, "first_seen", None),
-                "last_seen": getattr(exc, "last_seen", None),
-            },
-        )
+        return _refused(exc, request_id)
     if isinstance(exc, DatabaseUnavailableError):
         log.error("database unavailable: %s", exc, extra={"request_id": request_id})
-        return problem_response(
-            503, "Service Unavailable", "the database does not answer", request_id=request_id
-        )
+        return _refused(exc, request_id)
     if isinstance(exc, EventStoreError):
         log.exception("event store error", extra={"request_id": request_id})
         return problem_response(
-            503, "Service Unavailable", "the event store failed", request_id=request_id
+            problem(503, "Service Unavailable", "the event store failed", request_id=request_id)
         )
     log.exception("unhandled error", extra={"request_id": request_id})
     return problem_response(
-        500,
-        "Internal Server Error",
-        f"an unexpected error; the log has it under request id {request_id}",
-        request_id=request_id,
+        problem(
+            500,
+            "Internal Server Error",
+            f"an unexpected error; the log has it under request id {request_id}",
+            request_id=request_id,
+        )
     )

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from .models import Problem
+from .readers import Reader, serving
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,7 +54,6 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
 
     method: Literal["GET", "POST", "PUT"]
     path: str
-    handler: Handler
     summary: str
     answer: Any
     operation_id: str
@@ -67,6 +67,22 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     tag: str = "read"
     also: Sequence[int] = ()  # more statuses that answer with the same type (503 of /readyz)
     routed: bool = True  # False: served by a dispatcher route (the resource-id catch-all)
+    handler: Handler | None = None
+    read: Reader | None = None
+    """The read side's question behind the operation (:mod:`api.readers`): served over HTTP
+    when no ``handler`` is given, and asked by other front ends too (``pvetrail mcp``)."""
+
+    def serve(self) -> Handler:
+        """The HTTP handler: ``handler``, or the reader served."""
+        if self.handler is not None:
+            return self.handler
+        if self.read is None:
+            raise TypeError(f"operation {self.operation_id} has neither handler nor read")
+        return serving(self.read)
+
+    def query_names(self) -> frozenset[str]:
+        """The names of its query parameters (any other is refused)."""
+        return frozenset(p.name for p in self.params if p.where == "query")
 
 
 def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]:

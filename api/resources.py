@@ -5,17 +5,21 @@ Each handler parses the raw request strings (a malformed one is a 400 naming it)
 query of :mod:`projections.queries` and renders its msgspec answer; the queries judge what
 the values mean (a time in the future is their 422, an unknown resource their 404).
 
-Resource ids travel in the path one segment per part (``/resources/lab/qemu/100``) or as one
-percent-encoded segment (``/resources/lab%2Fqemu%2F100``); the catch-all route of
-:mod:`api.routes` takes both and hands the id over as ``request[RESOURCE_ID]``.
+Each is a reader (:mod:`api.readers`): it takes the question's raw strings, so the HTTP API
+(through :func:`api.readers.serving`) and ``pvetrail mcp`` ask it alike. Resource ids travel
+in the path one segment per part (``/resources/lab/qemu/100``) or as one percent-encoded
+segment (``/resources/lab%2Fqemu%2F100``); the catch-all route of :mod:`api.routes` takes both
+and hands the id over as ``Asked.resource_id``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
-from aiohttp import web
 
 from projections import queries, rollback
+from projections.models import ChangesPage, HistoryPage, InventoryPage, RelationGraph, Resource
 
 from .errors import BadParameterError
 from .params import (
@@ -27,26 +31,22 @@ from .params import (
     optional_time,
     parse_limit,
 )
-from .responses import render
-from .services import services_of
-
-RESOURCE_ID = web.RequestKey("resource_id", str)
-"""The resource id the ``/resources/{id}...`` route found in the path (see :mod:`api.routes`)."""
+from .readers import Asked, ReadSide
 
 
-def _cursor(request: web.Request) -> str | None:
-    cursor = request.query.get("cursor")
+def _cursor(query: Mapping[str, str]) -> str | None:
+    cursor = query.get("cursor")
     if cursor is not None:
         check_text("cursor", cursor, MAX_CURSOR)
     return cursor
 
 
-async def inventory(request: web.Request) -> web.Response:
+async def inventory(side: ReadSide, asked: Asked) -> InventoryPage:
     """The inventory as it was at a time or position (default now), filtered, paged by id."""
-    query = request.query
+    query = asked.query
     at, position = at_or_position(query)
-    page = await queries.inventory(
-        services_of(request).store,
+    return await queries.inventory(
+        side.store,
         at=at,
         position=position,
         type=optional_text(query, "type"),
@@ -56,77 +56,66 @@ async def inventory(request: web.Request) -> web.Response:
         pool=optional_text(query, "pool"),
         q=optional_text(query, "q"),
         limit=parse_limit(query),
-        cursor=_cursor(request),
+        cursor=_cursor(query),
     )
-    return render(page)
 
 
-async def resource(request: web.Request) -> web.Response:
+async def resource(side: ReadSide, asked: Asked) -> Resource:
     """One resource as it was then."""
-    at, position = at_or_position(request.query)
-    found = await queries.resource_at(
-        services_of(request).store, request[RESOURCE_ID], at=at, position=position
-    )
-    return render(found)
+    at, position = at_or_position(asked.query)
+    return await queries.resource_at(side.store, asked.resource_id, at=at, position=position)
 
 
-async def history(request: web.Request) -> web.Response:
+async def history(side: ReadSide, asked: Asked) -> HistoryPage:
     """A resource's changes, oldest first."""
-    query = request.query
-    page = await queries.history(
-        services_of(request).store,
-        request[RESOURCE_ID],
+    query = asked.query
+    return await queries.history(
+        side.store,
+        asked.resource_id,
         since=optional_time(query, "since"),
         until=optional_time(query, "until"),
         limit=parse_limit(query),
-        cursor=_cursor(request),
+        cursor=_cursor(query),
     )
-    return render(page)
 
 
-async def changes(request: web.Request) -> web.Response:
+async def changes(side: ReadSide, asked: Asked) -> ChangesPage:
     """The net change of the whole inventory between two times."""
-    query = request.query
+    query = asked.query
     since = optional_time(query, "since")
-    cursor = _cursor(request)
+    cursor = _cursor(query)
     if since is None and cursor is None:
         raise BadParameterError("since", "is required (an RFC 3339 time)")
-    page = await queries.changes(
-        services_of(request).store,
+    return await queries.changes(
+        side.store,
         since=since,  # with a cursor: the cursor's own window (a different since is a 400)
         until=optional_time(query, "until"),
         type=optional_text(query, "type"),
         limit=parse_limit(query),
         cursor=cursor,
     )
-    return render(page)
 
 
-async def relations(request: web.Request) -> web.Response:
+async def relations(side: ReadSide, asked: Asked) -> RelationGraph:
     """The relationship graph then, or the edges touching one resource."""
-    query = request.query
+    query = asked.query
     at, position = at_or_position(query)
     resource_id = query.get("id")
     if resource_id is not None:
         check_resource_id("id", resource_id)
-    graph = await queries.relations(
-        services_of(request).store, at=at, position=position, id=resource_id
-    )
-    return render(graph)
+    return await queries.relations(side.store, at=at, position=position, id=resource_id)
 
 
-async def rollback_targets(request: web.Request) -> web.Response:
+async def rollback_targets(side: ReadSide, asked: Asked) -> rollback.RollbackTargets:
     """The points a guest can be taken back to, newest first."""
-    targets = await rollback.rollback_targets(services_of(request).store, request[RESOURCE_ID])
-    return render(targets)
+    return await rollback.rollback_targets(side.store, asked.resource_id)
 
 
-async def rollback_plan(request: web.Request) -> web.Response:
+async def rollback_plan(side: ReadSide, asked: Asked) -> rollback.RollbackPlan:
     """The Proxmox VE calls that would take a guest back to a target (nothing is run)."""
-    raw = await request.read()
     try:
-        body = msgspec.json.decode(raw, type=rollback.PlanRequest)
+        body = msgspec.json.decode(asked.body, type=rollback.PlanRequest)
     except msgspec.DecodeError as exc:
         raise BadParameterError("body", str(exc)) from None
     check_resource_id("resource", body.resource)
-    return render(await rollback.plan_rollback(services_of(request).store, body))
+    return await rollback.plan_rollback(side.store, body)

@@ -30,6 +30,7 @@ from .models import (
 )
 from .openapi import CURSOR, LIMIT, POSITION, TEXT, TIME, Handler, Operation, Param
 from .params import check_query, split_resource_path
+from .readers import RESOURCE_ID
 
 RESOURCES_PREFIX = "/api/v1/resources/"
 
@@ -53,7 +54,7 @@ ID_IN_PATH = Param(
 LIST_RESOURCES = Operation(
     method="GET",
     path="/api/v1/resources",
-    handler=resources.inventory,
+    read=resources.inventory,
     operation_id="listResources",
     summary="The inventory as it was at a time (default now)",
     answer=InventoryPage,
@@ -73,7 +74,7 @@ LIST_RESOURCES = Operation(
 GET_RESOURCE = Operation(
     method="GET",
     path="/api/v1/resources/{id}",
-    handler=resources.resource,
+    read=resources.resource,
     operation_id="getResource",
     summary="One resource as it was then; 404 with first_seen/last_seen if not then",
     answer=Resource,
@@ -84,7 +85,7 @@ GET_RESOURCE = Operation(
 GET_RESOURCE_HISTORY = Operation(
     method="GET",
     path="/api/v1/resources/{id}/history",
-    handler=resources.history,
+    read=resources.history,
     operation_id="getResourceHistory",
     summary="A resource's changes, oldest first, with actor and window",
     answer=HistoryPage,
@@ -100,7 +101,7 @@ GET_RESOURCE_HISTORY = Operation(
 LIST_CHANGES = Operation(
     method="GET",
     path="/api/v1/changes",
-    handler=resources.changes,
+    read=resources.changes,
     operation_id="listChanges",
     summary="Net change of the whole inventory between two times",
     answer=ChangesPage,
@@ -119,7 +120,7 @@ LIST_CHANGES = Operation(
 GET_RELATIONS = Operation(
     method="GET",
     path="/api/v1/relations",
-    handler=resources.relations,
+    read=resources.relations,
     operation_id="getRelations",
     summary="The relationship graph as it was then",
     answer=RelationGraph,
@@ -140,7 +141,7 @@ GET_RELATIONS = Operation(
 GET_ROLLBACK_TARGETS = Operation(
     method="GET",
     path="/api/v1/resources/{id}/rollback-targets",
-    handler=resources.rollback_targets,
+    read=resources.rollback_targets,
     operation_id="getRollbackTargets",
     summary="The points a guest can be taken back to (past configurations, snapshots, "
     "backups), newest first; 422 for a resource that is no guest",
@@ -153,7 +154,7 @@ GET_ROLLBACK_TARGETS = Operation(
 CREATE_ROLLBACK_PLAN = Operation(
     method="POST",
     path="/api/v1/rollback-plans",
-    handler=resources.rollback_plan,
+    read=resources.rollback_plan,
     operation_id="createRollbackPlan",
     summary="The Proxmox VE calls that would take a guest back to a time, position, snapshot "
     "or backup; changes nothing (open to readers)",
@@ -174,7 +175,7 @@ SET_NAME = Param(
 GET_DRIFT = Operation(
     method="GET",
     path="/api/v1/drift",
-    handler=drift.report,
+    read=drift.report,
     operation_id="getDrift",
     summary="What differs from a baseline time or a desired set, since when and by whom",
     answer=DriftPage,
@@ -403,11 +404,12 @@ def add_routes(router: web.UrlDispatcher) -> None:
 def checked(op: Operation) -> Handler:
     """The operation's handler, refusing query parameters it does not declare (a typo such as
     ``?sinse=`` would otherwise be ignored silently) and parameters given twice."""
-    allowed = frozenset(p.name for p in op.params if p.where == "query")
+    allowed = op.query_names()
+    serve = op.serve()
 
     async def handler(request: web.Request) -> web.StreamResponse:
         check_query(request.query.items(), allowed)
-        return await op.handler(request)
+        return await serve(request)
 
     return handler
 
@@ -424,5 +426,5 @@ async def resource_dispatch(request: web.Request) -> web.StreamResponse:
     raw = request.rel_url.raw_path[len(RESOURCES_PREFIX) :]
     resource_id, sub = split_resource_path(raw)
     request[ROUTE] = f"/api/v1/resources/{{id}}{'/' + sub if sub else ''}"
-    request[resources.RESOURCE_ID] = resource_id
+    request[RESOURCE_ID] = resource_id
     return await _BY_SUB_RESOURCE[sub](request)

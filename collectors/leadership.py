@@ -1,12 +1,15 @@
 """One collector per cluster across every ``serve`` process on a database: the lease.
 
-A process holds a cluster's collector lease (``store.named_lock("collector:{cluster}")``: a
+A process holds a cluster's collector lease (``store.guarded_lock("collector:{cluster}")``: a
 PostgreSQL session advisory lock on a connection of its own, or on SQLite an OS file lock
 beside the database) for as long as it lives, and only the holder polls the cluster on its
 schedule and runs its resyncs. The others stand by, blocked on the same lock: the database
 (PostgreSQL ends a dead client's session, and with it the lock) or the kernel (a dead
 process's file locks go with it, SIGKILL included) hands it to one of them the moment the
-holder dies, so a take-over costs no polling of the lock and no waiting for a timeout.
+holder dies, so a take-over costs no polling of the lock and no waiting for a timeout. A
+holder whose lock session ends while it lives (the server terminated it, the network to the
+database was cut) stops leading at once (``LockLostError``) and stands by again: the lease
+may already be another process's.
 
 ``pvetrail sync`` takes no lease: it polls once, waiting for a running poll through the
 per-poll lock every poll takes.
@@ -48,14 +51,14 @@ async def hold(
     name = lease_name(cluster)
     while not stopping():
         try:
-            async with store.named_lock(name, wait=False) as held:
+            async with store.guarded_lock(name, wait=False) as held:
                 if held:
                     log.info("cluster %s: this process holds the collector lease", cluster)
                     await lead()
                     continue
             stand_by()
             log.info("cluster %s: another process collects; standing by", cluster)
-            async with store.named_lock(name) as held:
+            async with store.guarded_lock(name) as held:
                 if held and not stopping():
                     log.info("cluster %s: the collector lease is ours now; taking over", cluster)
                     await lead()

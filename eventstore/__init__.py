@@ -9,6 +9,7 @@ from .errors import (
     DatabaseUnavailableError,
     EventStoreError,
     InvalidEventError,
+    LockLostError,
     MigrationError,
     UnsupportedDatabaseURLError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "EventStore",
     "EventStoreError",
     "InvalidEventError",
+    "LockLostError",
     "MigrationError",
     "MigrationStatus",
     "NewEvent",

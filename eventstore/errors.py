@@ -36,3 +36,8 @@ class InvalidEventError(EventStoreError, ValueError):
     """An event of an append cannot be recorded as given: a naive time, a payload that is not
     UTF-8, a field of the wrong kind. The message names the event (stream, version, type);
     nothing of the batch was written."""
+
+
+class LockLostError(EventStoreError):
+    """A named lock held through :meth:`EventStore.guarded_lock` was lost while held (its
+    database session ended); the work it guarded was cancelled."""

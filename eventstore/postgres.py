@@ -399,6 +399,8 @@ class PostgresEventStore(EventStore):
     """The event log in one PostgreSQL database (optionally one schema of it)."""
 
     dialect = "postgresql"
+    lock_probe_s = 5.0
+    """How often a watched named lock's session is probed (and how long it may take)."""
 
     def __init__(self, url: str, dsn: str, schema: str | None) -> None:
         self.url = url
@@ -749,10 +751,13 @@ class PostgresEventStore(EventStore):
         return await self._run("ensure setting", work)
 
     @contextlib.asynccontextmanager
-    async def named_lock(self, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+    async def named_lock(
+        self, name: str, *, wait: bool = True, on_lost: Callable[[], None] | None = None
+    ) -> AsyncIterator[bool]:
         """A session advisory lock held on a connection of its own for the duration."""
         key = lock_key("pvetrail.named", self.schema or "public", name)
         conn = await self._connect()
+        watch: LockWatch | None = None
         try:
             with self._translated(f"lock {name!r}"):
                 if wait:
@@ -760,9 +765,13 @@ class PostgresEventStore(EventStore):
                     held = True
                 else:
                     held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            if held and on_lost is not None:
+                watch = LockWatch(conn, on_lost, self.lock_probe_s)
             try:
                 yield held
             finally:
+                if watch is not None:
+                    await watch.stop()
                 if held and not conn.is_closed():
                     with contextlib.suppress(*_DRIVER_ERRORS):
                         await conn.execute("SELECT pg_advisory_unlock($1)", key)
@@ -789,3 +798,60 @@ class PostgresEventStore(EventStore):
         if pool is not None:
             with contextlib.suppress(*_DRIVER_ERRORS):
                 await asyncio.wait_for(pool.close(), 10)
+
+
+class LockWatch:
+    """Tells a named lock's holder when the lock's session ends while it holds it.
+
+    The server ending the session (``pg_terminate_backend``, a restart) is seen at once
+    through the connection's termination listener; a session that silently stopped answering
+    (a cut network) by a probe every ``probe_s`` seconds that must answer within ``probe_s``.
+    Either way the session, and with it the lock, is gone or about to go (the server ends a
+    session whose client vanished): ``on_lost`` runs once, and the connection is aborted so
+    the server lets the lock go as soon as it notices.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, on_lost: Callable[[], None], probe_s: float):
+        self._conn = conn
+        self._on_lost = on_lost
+        self._probe_s = probe_s
+        self._fired = False
+        self._stopped = False
+        self._querying = False
+        conn.add_termination_listener(self._ended)
+        self._probe = asyncio.get_running_loop().create_task(self._probing())
+
+    def _ended(self, conn: object) -> None:
+        if not self._stopped:
+            self._fire()
+
+    def _fire(self) -> None:
+        if not self._fired:
+            self._fired = True
+            self._on_lost()
+
+    async def _probing(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(self._probe_s)
+            if self._conn.is_closed():
+                self._fire()
+                return
+            self._querying = True
+            try:
+                await self._conn.fetchval("SELECT 1", timeout=self._probe_s)
+            except _DRIVER_ERRORS:
+                self._stopped = True  # the abort below must not count twice
+                self._fire()
+                self._conn.terminate()
+                return
+            finally:
+                self._querying = False
+
+    async def stop(self) -> None:
+        """Stop watching (the holder is letting the lock go): before the unlock and close."""
+        self._stopped = True
+        self._conn.remove_termination_listener(self._ended)
+        if not self._querying:  # asleep: wake it; a probe in flight ends by its own timeout
+            self._probe.cancel()  # (a cancelled query would leave the session busy)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._probe

@@ -630,7 +630,10 @@ class SQLiteEventStore(EventStore):
             return value
 
     @contextlib.asynccontextmanager
-    async def named_lock(self, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+    async def named_lock(
+        self, name: str, *, wait: bool = True, on_lost: Callable[[], None] | None = None
+    ) -> AsyncIterator[bool]:
+        # ``on_lost`` is never called: a file lock lasts as long as its process and handle.
         lock = self._named_locks.setdefault(name, asyncio.Lock())
         if not wait and lock.locked():
             yield False

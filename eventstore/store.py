@@ -20,7 +20,7 @@ import msgspec
 
 from .canonical import envelope_bytes
 from .envelope import Actor, NewEvent, RecordedEvent
-from .errors import ConcurrencyError, InvalidEventError
+from .errors import ConcurrencyError, InvalidEventError, LockLostError
 from .migrations import MigrationStatus
 from .sql import Connection, Dialect
 
@@ -173,14 +173,54 @@ class EventStore(abc.ABC):
         """The setting's value; when absent, ``make()``'s value, stored once for all processes."""
 
     @abc.abstractmethod
-    def named_lock(self, name: str, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+    def named_lock(
+        self, name: str, *, wait: bool = True, on_lost: Callable[[], None] | None = None
+    ) -> AbstractAsyncContextManager[bool]:
         """Hold an exclusive lock named ``name`` across every process using this database.
 
         Yields True when held. With ``wait=False`` it yields False at once when another holder
         has it (a stand-by collector or projection runner then does nothing). PostgreSQL: a
         session advisory lock on a connection kept for the duration; SQLite: an in-process lock
         plus an OS file lock beside the database file.
+
+        ``on_lost`` is called (once, on the event loop) when a held lock is lost while the
+        holder still runs: on PostgreSQL when the lock's session ends (the server terminated
+        it, or it stopped answering a periodic probe), after which another process may take
+        the lock at any moment, so the holder must stop what the lock guards. An OS file lock
+        cannot be lost while its process lives: SQLite never calls it.
         """
+
+    @contextlib.asynccontextmanager
+    async def guarded_lock(self, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        """:meth:`named_lock`, with the body cancelled the moment the lock is lost.
+
+        Like ``asyncio.timeout()``: the task inside is cancelled when the lock's session
+        ends, and the cancellation leaves the block as :class:`LockLostError`, so work that
+        only one process may do (a cluster's polling, the projection runner) stops before
+        another process that took the lock starts doing it too.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        lost = False
+
+        def on_lost() -> None:
+            nonlocal lost
+            if not lost:
+                lost = True
+                task.cancel()
+
+        try:
+            async with self.named_lock(name, wait=wait, on_lost=on_lost) as held:
+                yield held
+        except asyncio.CancelledError:
+            if lost and task.uncancel() == 0:
+                raise LockLostError(
+                    f"lock {name!r} was lost while held: its database session ended"
+                ) from None
+            raise
+        if lost and task.uncancel() == 0:
+            # The body swallowed the cancellation: the lock is gone all the same.
+            raise LockLostError(f"lock {name!r} was lost while held: its database session ended")
 
     @abc.abstractmethod
     async def close(self) -> None:

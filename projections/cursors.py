@@ -59,6 +59,18 @@ async def cursor_key(store: EventStore) -> bytes:
     return key
 
 
+async def read_only_cursor_key(store: EventStore) -> None:
+    """Settle ``store``'s signing key without ever writing: the database's key when it has
+    one, else a key of this process alone (its cursors then continue only in this process).
+
+    For a reader that must change nothing (``pvetrail mcp``): :func:`cursor_key` stores a new
+    key in ``settings`` when the database has none yet, and that is a write.
+    """
+    if store not in _keys:
+        text = await store.get_setting(KEY_SETTING)
+        _keys[store] = base64.b64decode(text) if text else secrets.token_bytes(32)
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -189,7 +189,7 @@ class ProjectionRunner:
         backoff = RETRY_FIRST_S
         while not self._stopping:
             try:
-                async with self.store.named_lock(RUNNER_LOCK, wait=False) as held:
+                async with self.store.guarded_lock(RUNNER_LOCK, wait=False) as held:
                     self.active = held
                     if not held:
                         await asyncio.sleep(self.standby_interval)

@@ -21,44 +21,17 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from api.app import bound_port, create_app, run_site
-from collectors.config import ClusterConfig
 from collectors.service import CollectorService
 from eventstore import open_store
 from projections.runner import ProjectionRunner
 from tests.api.conftest import OPERATOR_SECRET, TOKENS
+from tests.api.recorded import KEY, cluster, fill
 from tests.collectors.conftest import operator, pve_pki, served  # noqa: F401 - fixtures
 from tests.pve import ServedPve
 
-KEY = b"k" * 32
 MAX_EXAMPLES = 200
 """Per backend and mode: 300 on SQLite alone before; 200 keeps each backend's two modes under
 about 40 s on a loaded two-core machine."""
-
-
-def cluster(pve: ServedPve) -> ClusterConfig:
-    # No scheduled poll while the test runs (only the app's first ones, at its start).
-    return pve.cluster_config("lab", fast_interval_s=3600, deep_interval_s=3600)
-
-
-async def fill(database_url: str, pve: ServedPve, proxmox: Any) -> None:
-    """Record a small history of the fake cluster the way serve does: by polling it."""
-    store = await open_store(database_url)
-    collector = CollectorService(store, [cluster(pve)], fingerprint_key=KEY, environ=pve.environ)
-    try:
-        await store.migrate()
-        assert (await collector.sync("lab", deep=True)).ok
-        pve.run(pve.pve.migrate(100, "pve2"))
-        await asyncio.to_thread(proxmox.nodes("pve2").qemu(101).config.put, cores=4)
-        await asyncio.to_thread(
-            proxmox.nodes("pve2").qemu(100).snapshot.post, snapname="after", description="x"
-        )
-        assert (await collector.sync("lab", deep=True)).ok
-        await asyncio.to_thread(proxmox.nodes("pve2").qemu(101).delete)
-        assert (await collector.sync("lab", deep=True)).ok
-        assert await ProjectionRunner(store).catch_up() == await store.head()
-    finally:
-        await collector.stop()
-        await store.close()
 
 
 class ThreadServer:

@@ -134,3 +134,58 @@ async def test_a_leader_that_fails_logs_it_and_leads_again(
     assert len(led) == 2
     assert stood_by == [1]
     assert "a bug in the collector" in caplog.text
+
+
+@pytest.mark.postgres
+async def test_a_leader_whose_lease_session_ends_stops_leading_and_stands_by(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server ends the leader's lease session while its process lives: it stops polling
+    at once, and the process that takes the lease is the only one leading."""
+    from tests.eventstore.test_store_locks import _lock_pid, _terminate
+
+    stores = [await open_store(postgres_url) for _ in range(2)]
+    await stores[0].migrate()
+    leading: list[int] = []
+    stood_by: list[int] = []
+    stop = asyncio.Event()
+
+    def lead_as(who: int) -> Callable[[], Awaitable[None]]:
+        async def lead() -> None:
+            leading.append(who)
+            try:
+                await stop.wait()
+            finally:
+                leading.remove(who)
+
+        return lead
+
+    holders = [
+        asyncio.create_task(
+            leadership.hold(
+                s,
+                "lab",
+                lead=lead_as(i),
+                stand_by=lambda i=i: stood_by.append(i),
+                stopping=stop.is_set,
+            )
+        )
+        for i, s in enumerate(stores)
+    ]
+    try:
+        await wait_for(_true(lambda: len(leading) == 1 and len(stood_by) == 1), "one leader")
+        first = leading[0]
+        await _terminate(await _lock_pid(stores[first], leadership.lease_name("lab")))
+        await wait_for(_true(lambda: leading == [1 - first]), "the other to take over")
+        assert stood_by.count(first) == 1  # the old leader stands by again
+        assert "was lost while held" in caplog.text
+        # It stays standing by: never two leaders.
+        await asyncio.sleep(0.3)
+        assert leading == [1 - first]
+    finally:
+        stop.set()
+        for s in stores:
+            await s.close()
+        for task in holders:
+            task.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)

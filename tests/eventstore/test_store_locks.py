@@ -1,0 +1,180 @@
+"""A named lock whose database session ends while it is held: the holder hears of it.
+
+A process that holds a PostgreSQL advisory lock for its life (a cluster's collector lease, the
+projection runner's lock) keeps it only as long as the lock's session: when the server ends
+that session, or the network to it is cut, another process may take the lock at once. The
+holder must stop the guarded work then, or two processes do it (two pollers of one cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from eventstore import EventStore, LockLostError, open_store
+from eventstore.postgres import PostgresEventStore, lock_key
+from tests.conftest import POSTGRES_URL
+
+# Every test here is about PostgreSQL sessions (an SQLite file lock lasts as long as its
+# process): the shared ``store`` fixture, on PostgreSQL only.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
+]
+
+
+async def _lock_pid(store: EventStore, name: str) -> int:
+    """The server pid of the session holding ``store``'s named lock ``name``."""
+    assert isinstance(store, PostgresEventStore)
+    unsigned = lock_key("pvetrail.named", store.schema or "public", name) & (2**64 - 1)
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        pid = await conn.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
+            unsigned >> 32,
+            unsigned & 0xFFFFFFFF,
+        )
+    finally:
+        await conn.close()
+    assert pid is not None, f"no session holds the lock {name!r}"
+    return int(pid)
+
+
+async def _terminate(pid: int) -> None:
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
+
+
+async def test_a_terminated_lock_session_cancels_the_guarded_work(
+    store: EventStore, postgres_url: str
+) -> None:
+    other = await open_store(postgres_url)
+    try:
+        inside = asyncio.Event()
+        finished_normally = False
+
+        async def guarded() -> None:
+            nonlocal finished_normally
+            async with store.guarded_lock("collector:lab") as held:
+                assert held
+                inside.set()
+                await asyncio.sleep(3600)
+                finished_normally = True
+
+        task = asyncio.create_task(guarded())
+        await asyncio.wait_for(inside.wait(), 10)
+        async with other.named_lock("collector:lab", wait=False) as held_elsewhere:
+            assert not held_elsewhere  # held, so nobody else gets it
+
+        await _terminate(await _lock_pid(store, "collector:lab"))
+        with pytest.raises(LockLostError, match="collector:lab"):
+            await asyncio.wait_for(task, 10)
+        assert not finished_normally
+        # The lock went with the session: another process takes it now.
+        async with other.named_lock("collector:lab", wait=False) as held_elsewhere:
+            assert held_elsewhere
+    finally:
+        await other.close()
+
+
+async def test_a_guarded_lock_released_normally_raises_nothing_and_is_free_again(
+    store: EventStore, postgres_url: str
+) -> None:
+    async with store.guarded_lock("runner") as held:
+        assert held
+    async with store.guarded_lock("runner", wait=False) as held:
+        assert held
+    # Cancelling the holder from outside is a plain cancellation, not a lost lock.
+    task = asyncio.create_task(_hold_forever(store, "runner"))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _hold_forever(store: EventStore, name: str) -> None:
+    async with store.guarded_lock(name):
+        await asyncio.sleep(3600)
+
+
+class _FreezableProxy:
+    """A TCP relay to PostgreSQL that can stop relaying without closing anything: what a
+    cut network looks like to both ends."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self, host: str, port: int) -> int:
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    if not self.frozen:
+                        writer.write(data)
+                        await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def accept(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            server_r, server_w = await asyncio.open_connection(host, port)
+            self._writers += [client_w, server_w]
+            await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w))
+
+        self._server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+
+async def test_a_lock_session_that_stops_answering_is_given_up_by_the_probe(
+    store: EventStore, postgres_url: str
+) -> None:
+    direct = store
+    proxy = _FreezableProxy()
+    try:
+        parts = urlsplit(postgres_url)
+        port = await proxy.start(parts.hostname or "127.0.0.1", parts.port or 5432)
+        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        relayed = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{port}"))
+        relayed_store = await open_store(relayed)
+        assert isinstance(relayed_store, PostgresEventStore)
+        relayed_store.lock_probe_s = 0.2
+        try:
+            inside = asyncio.Event()
+
+            async def guarded() -> None:
+                async with relayed_store.guarded_lock("collector:lab"):
+                    inside.set()
+                    await asyncio.sleep(3600)
+
+            task = asyncio.create_task(guarded())
+            await asyncio.wait_for(inside.wait(), 10)
+            proxy.frozen = True  # the network is cut: no answer, no close
+            with pytest.raises(LockLostError):
+                await asyncio.wait_for(task, 10)
+            # The holder aborted its side; the relay closes the server's side with it, the
+            # server ends the session and the lock is free for another process.
+            async with asyncio.timeout(10), direct.named_lock("collector:lab") as held:
+                assert held
+        finally:
+            proxy.frozen = False  # the store's other connections close normally
+            with contextlib.suppress(Exception):
+                await relayed_store.close()
+    finally:
+        await proxy.close()
