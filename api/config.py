@@ -1,7 +1,8 @@
 """The configuration: one TOML file plus environment overrides, declared once and typed.
 
-``PVETRAIL_CONFIG`` names the file (or ``--config``); ``PVETRAIL_DATABASE_URL`` and
-``PVETRAIL_LISTEN`` override ``database_url`` and ``api.listen``. Secrets are never written in
+``PVETRAIL_CONFIG`` names the file (or ``--config``); ``PVETRAIL_DATABASE_URL``,
+``PVETRAIL_DATABASE_READER_ROLE`` and ``PVETRAIL_LISTEN`` override ``database_url``,
+``database_reader_role`` and ``api.listen``. Secrets are never written in
 the file: each is named by the environment variable that holds it.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -19,6 +21,11 @@ from collectors.config import ClusterConfig
 
 DEFAULT_DATABASE_URL = "sqlite:///pvetrail.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_READER_ROLE = "pvetrail_reader"
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""A PostgreSQL role name pvetrail writes into SQL unquoted: lower case, as an unquoted
+identifier folds to, and at most 63 bytes (longer ones are cut short by the server)."""
 
 
 class ConfigError(Exception):
@@ -64,6 +71,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             "(config.vmgenid, config.net*.macaddr, lock)"
         ),
     ] = []
+    database_reader_role: Annotated[
+        str,
+        msgspec.Meta(
+            description="PostgreSQL: the NOLOGIN role `pvetrail migrate` grants SELECT on the "
+            "SQL views of docs/sql.md (nothing else), created when the migrating user may "
+            "create roles"
+        ),
+    ] = DEFAULT_READER_ROLE
     api: ApiConfig = ApiConfig()
     clusters: list[ClusterConfig] = []
 
@@ -114,6 +129,8 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
             raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from exc
     if env.get("PVETRAIL_DATABASE_URL"):
         raw["database_url"] = env["PVETRAIL_DATABASE_URL"]
+    if env.get("PVETRAIL_DATABASE_READER_ROLE"):
+        raw["database_reader_role"] = env["PVETRAIL_DATABASE_READER_ROLE"]
     if env.get("PVETRAIL_LISTEN"):
         api = dict(raw.get("api") or {})  # type: ignore[call-overload]
         api["listen"] = env["PVETRAIL_LISTEN"]
@@ -125,6 +142,13 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
         # msgspec names the key as a path, e.g. "at `$.clusters[0].fast_interval_s`".
         raise ConfigError(f"{where}: {exc}") from exc
     split_listen(config.api.listen)
+    role = config.database_reader_role
+    if not _ROLE_NAME.match(role) or role.startswith("pg_"):
+        raise ConfigError(
+            f"{where}: database_reader_role {role!r} is not a plain PostgreSQL role name: use "
+            "lower-case letters, digits and '_', starting with a letter or '_', at most 63, "
+            "and not starting with 'pg_' (reserved)"
+        )
     names = [c.name for c in config.clusters]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

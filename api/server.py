@@ -22,6 +22,7 @@ from .app import bound_port, create_app, run_site
 from .auth import check_listen, resolve_tokens
 from .config import Config, ConfigError, split_listen
 from .middleware import LOOPBACK_NAMES
+from .migration import migrate_database
 from .webhooks import resolve_secret
 
 log = logging.getLogger("pvetrail.serve")
@@ -54,7 +55,7 @@ async def serve(
         loop.add_signal_handler(signum, _on_signal, stop, signum)
     store = await open_store(config.database_url)
     try:
-        status = await store.migrate()
+        status, _ = await migrate_database(store, config)
         if status.applied:
             log.info("applied %d migration(s)", len(status.applied))
         key = await load_fingerprint_key(store, config.fingerprint_key_env, environ)

@@ -20,6 +20,7 @@ from eventstore import Connection, Dialect
 from eventstore.sql import time_in, time_out
 
 from .fold import RESOURCE_COLUMNS
+from .models import ReaderGrant
 
 # The batch writes, in their generic form: one statement per row (``{t}``: the table, the
 # live one or a rebuild's shadow). A dialect may override the operation that runs each.
@@ -143,13 +144,35 @@ class ProjectionDialect(abc.ABC):
         await conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     async def swap(self, conn: Connection, table: str, shadow: str) -> None:
-        """Replace ``table`` by ``shadow`` inside the caller's transaction."""
+        """Replace ``table`` by ``shadow`` inside the caller's transaction (the views over
+        ``table`` dropped first: see :meth:`drop_views`)."""
         await conn.execute(f"DROP TABLE {table}")
         await conn.execute(f"ALTER TABLE {shadow} RENAME TO {table}")
+
+    @abc.abstractmethod
+    async def drop_views(self, conn: Connection, tables: Sequence[str]) -> list[str]:
+        """Drop the views that read ``tables`` (the stable views of docs/sql.md, and any a
+        user made over them) inside the caller's transaction; returns the statements that
+        recreate them as they were, from the database's own record of their definitions,
+        for :meth:`restore_views` once the tables are swapped. (PostgreSQL refuses to drop a
+        table a view reads; SQLite's RENAME re-parses every view and fails on one left
+        reading a dropped table.)"""
+
+    async def restore_views(self, conn: Connection, statements: Sequence[str]) -> None:
+        """Run what :meth:`drop_views` returned, in the same transaction."""
+        for statement in statements:
+            await conn.execute(statement)
 
     async def bulk_mode(self, conn: Connection, on: bool) -> None:
         """Tune the writer connection for a rebuild's large batches (and back)."""
         return None  # nothing to tune by default
+
+    async def grant_reader(
+        self, conn: Connection, role: str, views: Sequence[str]
+    ) -> ReaderGrant | None:
+        """Let ``role`` read ``views`` alone, making it if need be (see
+        :func:`projections.views.grant_reader`); None where the database has no roles."""
+        return None
 
     @abc.abstractmethod
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:

@@ -173,3 +173,15 @@ class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
     events: Annotated[int, _d("events folded")]
     seconds: Annotated[float, _d("wall time")]
     rate: Annotated[float, _d("events per second")]
+
+
+class ReaderGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`projections.views.grant_reader` did for the PostgreSQL reader role."""
+
+    role: str
+    created: bool
+    """Whether the role was made now (it may exist already: it is then only granted)."""
+    granted: bool
+    """Whether the role may read the views now (USAGE on the schema, SELECT on each)."""
+    problem: str | None = None
+    """Why not, when it may not (the database user may not create roles or grant)."""

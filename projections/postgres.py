@@ -9,9 +9,12 @@ from typing import Any
 import asyncpg
 
 from eventstore import Connection
+from eventstore.postgres import lock_key
 
 from .dialect import ProjectionDialect
+from .errors import ProjectionStateError
 from .fold import RESOURCE_COLUMNS
+from .models import ReaderGrant
 
 _RESOURCE_TYPES = (
     "text[], text[], text[], text[], int[], text[], text[], text[], text[], text[], text[], "
@@ -29,6 +32,40 @@ _INDEXES = (
     "WHERE indrelid = to_regclass($1) AND NOT indisprimary ORDER BY indexrelid"
 )
 _INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ USING")
+# The views that read any of the tables $1, directly or through other views, each with the
+# statements that recreate it as it is: its definition (pg_get_viewdef, names qualified as
+# the search path needs), options, grants (relacl, the owner's own left out) and comment;
+# views on views after the views they read (their depth).
+_DEPENDENT_VIEWS = """
+WITH RECURSIVE reading(oid, depth) AS (
+    SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.refobjid IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+      AND r.ev_class <> d.refobjid
+    UNION
+    SELECT r.ev_class, reading.depth + 1 FROM reading
+    JOIN pg_depend d ON d.refobjid = reading.oid AND d.refclassid = 'pg_class'::regclass
+        AND d.classid = 'pg_rewrite'::regclass
+    JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE r.ev_class <> d.refobjid
+)
+SELECT c.oid::regclass::text, c.relkind::text,
+    ARRAY[format('CREATE VIEW %s%s AS %s', c.oid::regclass,
+                 ' WITH (' || array_to_string(c.reloptions, ', ') || ')',
+                 pg_get_viewdef(c.oid))]
+    || ARRAY(SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, c.oid::regclass,
+                           CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                                ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                           CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+             FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner)
+    || ARRAY(SELECT format('COMMENT ON VIEW %s IS %L', c.oid::regclass, d.description)
+             FROM pg_description d
+             WHERE d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0)
+FROM (SELECT oid, max(depth) AS depth FROM reading GROUP BY oid) v
+JOIN pg_class c ON c.oid = v.oid
+ORDER BY v.depth, c.oid
+"""
+_MAY_CREATE_ROLES = "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
 BULK_SORT_MEMORY = "256MB"
 """maintenance_work_mem while a rebuild builds its indexes."""
 
@@ -115,6 +152,55 @@ class PostgresDialect(ProjectionDialect):
         # Index builds sort in maintenance_work_mem (64 MB by default): more spills less.
         await conn.execute(f"SET LOCAL maintenance_work_mem = '{BULK_SORT_MEMORY}'")
         await super().create_indexes(conn, statements)
+
+    async def drop_views(self, conn: Connection, tables: Sequence[str]) -> list[str]:
+        db: asyncpg.Connection = conn.raw
+        rows = await db.fetch(_DEPENDENT_VIEWS, list(tables))
+        kept = [row for row in rows if row[1] == "v"]
+        if len(kept) < len(rows):
+            others = ", ".join(row[0] for row in rows if row[1] != "v")
+            raise ProjectionStateError(
+                f"{others} (not a plain view) reads the projection tables a rebuild replaces: "
+                "drop it before the rebuild and make it again afterwards"
+            )
+        if kept:
+            # One statement: views that read each other go together, and nothing else does
+            # (no CASCADE: whatever else depends on them stops the swap rather than vanish).
+            await db.execute(f"DROP VIEW {', '.join(row[0] for row in kept)}")
+        return [statement for row in kept for statement in row[2]]
+
+    async def grant_reader(
+        self, conn: Connection, role: str, views: Sequence[str]
+    ) -> ReaderGrant | None:
+        db: asyncpg.Connection = conn.raw
+        # Racing processes take turns (concurrent GRANTs on one object can fail with "tuple
+        # concurrently updated"); roles are the cluster's, grants this database's.
+        await db.execute("SELECT pg_advisory_xact_lock($1)", lock_key("pvetrail.reader", role))
+        quoted = f'"{role}"'
+        created = False
+        if await db.fetchval("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role):
+            if not await db.fetchval(_MAY_CREATE_ROLES):
+                return ReaderGrant(
+                    role=role,
+                    created=False,
+                    granted=False,
+                    problem="the database user may not create roles (neither superuser nor "
+                    "CREATEROLE)",
+                )
+            try:
+                async with db.transaction():  # a savepoint: another database's may win
+                    await db.execute(f"CREATE ROLE {quoted} NOLOGIN")
+                created = True
+            except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                pass  # made meanwhile by a migrate of another database of the cluster
+        schema = await db.fetchval("SELECT quote_ident(current_schema())")
+        try:
+            async with db.transaction():
+                await db.execute(f"GRANT USAGE ON SCHEMA {schema} TO {quoted}")
+                await db.execute(f"GRANT SELECT ON {', '.join(views)} TO {quoted}")
+        except asyncpg.InsufficientPrivilegeError as exc:
+            return ReaderGrant(role=role, created=created, granted=False, problem=str(exc))
+        return ReaderGrant(role=role, created=created, granted=True)
 
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # FOR UPDATE orders the runner and a rebuild's swap: the later one sees the new value.

@@ -437,9 +437,11 @@ async def _rebuild_into(
         # What is still open, and every resource's current row (in key order).
         carried.resources = dict(sorted(cache.items()))
         await write_batch(dialect, conn, carried, shadows)
+        views = await dialect.drop_views(conn, list(shadows))
         for table, shadow in shadows.items():
             await dialect.swap(conn, table, shadow)
             await dialect.analyze(conn, table)
+        await dialect.restore_views(conn, views)
         await set_checkpoints(dialect, conn, chosen, done)
     if progress is not None:
         progress(done, done)

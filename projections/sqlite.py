@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from eventstore import Connection
@@ -12,6 +13,11 @@ from .dialect import ProjectionDialect
 
 _CREATE_TABLE = re.compile(r'^CREATE TABLE\s+"?(\w+)"?', re.IGNORECASE)
 _CREATE_INDEX = re.compile(r'^CREATE (UNIQUE )?INDEX\s+"?(\w+)"?\s+ON\s+"?(\w+)"?', re.IGNORECASE)
+_VIEWS = (
+    "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND (type = 'view' OR "
+    "(type = 'trigger' AND tbl_name IN (SELECT name FROM sqlite_master WHERE type = 'view'))) "
+    "ORDER BY type = 'trigger', rowid"
+)
 _GENERATION = re.compile(r"__g[0-9a-f]{8}$")
 BULK_CACHE_KIB = -262_144
 """PRAGMA cache_size during a rebuild (negative: KiB)."""
@@ -79,6 +85,16 @@ class SQLiteDialect(ProjectionDialect):
         else:
             for name, value in self._settings.items():
                 await conn.execute(f"PRAGMA {name} = {int(value)}")
+
+    async def drop_views(self, conn: Connection, tables: Sequence[str]) -> list[str]:
+        # Every view (which ones read the tables only SQLite's parser knows), in the order
+        # they were made, with the triggers on them (dropped with a view); recreated from
+        # the text sqlite_master keeps.
+        rows = await conn.fetch(_VIEWS)
+        for kind, name, _ in rows:
+            if kind == "view":
+                await conn.execute(f'DROP VIEW "{name}"')
+        return [sql for _, _, sql in rows]
 
     async def lock_checkpoints(self, conn: Connection) -> dict[str, int]:
         # BEGIN IMMEDIATE already holds the database's write lock.

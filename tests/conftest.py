@@ -59,16 +59,25 @@ async def _run_admin(sql: str) -> None:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL whose ``?schema=`` is a fresh schema, dropped after the test."""
+def postgres_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A PostgreSQL URL whose ``?schema=`` is a fresh schema, dropped after the test.
+
+    Roles are the server's, not a schema's: the reader role a migration makes for the SQL
+    views (docs/sql.md) is named after the schema for the test (``PVETRAIL_DATABASE_READER_ROLE``,
+    which every configuration the test loads reads) and dropped with it.
+    """
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:16]}"
+    role = f"reader_{schema}"
+    monkeypatch.setenv("PVETRAIL_DATABASE_READER_ROLE", role)
     asyncio.run(_run_admin(f"CREATE SCHEMA {schema}"))
     separator = "&" if "?" in POSTGRES_URL else "?"
     try:
         yield f"{POSTGRES_URL}{separator}schema={schema}"
     finally:
+        # the schema first: its views take their grants to the role with them
         asyncio.run(_run_admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        asyncio.run(_run_admin(f"DROP ROLE IF EXISTS {role}"))
 
 
 @pytest.fixture

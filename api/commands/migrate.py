@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from eventstore import mask_url, open_store
 
 from ..cli import run_async
 from ..config import load_config
+from ..migration import describe, migrate_database
 
 NAME = "migrate"
 HELP = "apply pending database migrations"
 DESCRIPTION = """Apply pending migrations to the configured database (safe while other
-processes migrate too; each file is applied atomically).
+processes migrate too; each file is applied atomically). On PostgreSQL, then let the reader
+role (database_reader_role) read the SQL views of docs/sql.md, making it if it is missing and
+the database user may create roles.
 
 examples:
   pvetrail migrate
@@ -44,13 +48,15 @@ async def _run(args: argparse.Namespace) -> int:
                 return 1
             print(f"database {mask_url(store.url)} is up to date ({len(status.applied)} applied)")
             return 0
-        status = await store.migrate()
+        status, grant = await migrate_database(store, config, log_grant=False)
         if status.applied:
             print(f"applied {len(status.applied)} migration(s) to {mask_url(store.url)}:")
             for name in status.applied:
                 print(f"  {name}")
         else:
             print(f"database {mask_url(store.url)} is up to date")
+        if grant is not None:
+            print(describe(grant), file=sys.stdout if grant.granted else sys.stderr)
         return 0
     finally:
         await store.close()

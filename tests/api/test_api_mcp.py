@@ -25,6 +25,7 @@ from api.assistant.server import build_server
 from api.assistant.tools import TOOLS
 from api.config import Config
 from eventstore import EventStore, open_store
+from eventstore.migrations import load_migrations
 from projections.runner import ProjectionRunner
 from tests.api.conftest import READER_SECRET, TOKENS, ServerFactory
 from tests.api.mcp_helpers import (
@@ -172,7 +173,8 @@ async def test_mcp_refuses_a_database_it_would_have_to_create_or_migrate(
     monkeypatch.setenv("PVETRAIL_DATABASE_URL", database_url)
     assert await _mcp_main() == 2
     err = capsys.readouterr().err
-    assert "is not migrated (7 migration(s) pending): run `pvetrail migrate`" in err, err
+    pending = len(load_migrations("sqlite" if database_url.startswith("sqlite") else "postgresql"))
+    assert f"is not migrated ({pending} migration(s) pending): run `pvetrail migrate`" in err, err
     store = await open_store(database_url)
     try:
         assert (await store.pending_migrations()).applied == []  # nothing migrated
