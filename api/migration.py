@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from eventstore import EventStore, MigrationStatus
+from projections.cursors import cursor_key
 from projections.models import ReaderGrant
 from projections.views import grant_reader
 
@@ -20,10 +21,15 @@ MANUAL = "run the CREATE ROLE and GRANT lines of docs/sql.md ('The reader role')
 async def migrate_database(
     store: EventStore, config: Config, *, log_grant: bool = True
 ) -> tuple[MigrationStatus, ReaderGrant | None]:
-    """Apply pending migrations, then let the configured reader role read the views (where
-    the database has roles); a role that could not be made or granted is logged (unless
-    the caller reports it itself), never an error: the log and the API work without it."""
+    """Apply pending migrations, make the cursors' signing key, then let the configured
+    reader role read the views (where the database has roles); a role that could not be made
+    or granted is logged (unless the caller reports it itself), never an error: the log and
+    the API work without it."""
     status = await store.migrate()
+    # The key that signs list cursors, made here so that no reader ever writes (the first
+    # list asked of a database would otherwise store it; pvetrail mcp and the reader role
+    # must change nothing).
+    await cursor_key(store)
     grant = await grant_reader(store, config.database_reader_role)
     if grant is not None and log_grant:
         log.log(

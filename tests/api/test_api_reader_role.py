@@ -238,3 +238,28 @@ def test_the_role_name_defaults_to_pvetrail_reader(tmp_path: Path) -> None:
     assert load_config(str(path), environ).database_reader_role == "ops_ro"
     with pytest.raises(ConfigError, match="database_reader_role 'Ops'"):
         load_config(str(path), {"PVETRAIL_DATABASE_READER_ROLE": "Ops"})
+
+
+async def test_migrate_makes_the_cursor_key_so_that_reading_writes_nothing(
+    database_url: str,
+) -> None:
+    """The first paged list asked of a database needs the cursors' signing key: migrating
+    makes it, so a reader (the API's GETs, pvetrail mcp, the reader role) never writes it."""
+    from projections import queries
+    from projections.cursors import KEY_SETTING
+
+    store = await open_store(database_url)
+    try:
+        await migrate_database(store, load_config(None, {}))
+        key = await store.get_setting(KEY_SETTING)
+        assert key
+    finally:
+        await store.close()
+    # Another process (a fresh store: no key in memory) pages a list: the key is the same row.
+    store = await open_store(database_url)
+    try:
+        page = await queries.inventory(store, limit=1)
+        assert page.items == []
+        assert await store.get_setting(KEY_SETTING) == key
+    finally:
+        await store.close()
