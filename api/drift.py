@@ -51,9 +51,10 @@ async def put_desired(request: web.Request) -> web.Response:
     return render(stored)
 
 
-async def list_desired(request: web.Request) -> web.Response:
-    """Every desired-state set, stored or from the configuration's directory."""
-    return render(DesiredSetList(items=await services_of(request).desired.list()))
+async def list_desired(side: ReadSide, asked: Asked) -> DesiredSetList:
+    """Every desired-state set, stored or from the configuration's directory (a reader, see
+    :mod:`api.readers`)."""
+    return DesiredSetList(items=await side.desired.list())
 
 
 async def get_desired(request: web.Request) -> web.Response:

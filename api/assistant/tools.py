@@ -27,6 +27,7 @@ from ..routes import (
     GET_RESOURCE_HISTORY,
     GET_ROLLBACK_TARGETS,
     LIST_CHANGES,
+    LIST_DESIRED,
     LIST_RESOURCES,
 )
 
@@ -153,7 +154,14 @@ TOOLS: tuple[ToolSpec, ...] = (
         GET_DRIFT,
         "What differs now from a baseline time or from a named desired-state set (give "
         "exactly one): items {id, kind, field, expected, actual, since, actor}, kind one of "
-        "changed, created, removed, missing, unmanaged." + PAGING,
+        "changed, created, removed, missing, unmanaged (desired_sets names the sets)." + PAGING,
+    ),
+    ToolSpec(
+        "desired_sets",
+        LIST_DESIRED,
+        "The desired-state sets drift can compare against (give one's name as drift's "
+        "desired): each stored set with who stored it and when, and each file of the "
+        "configured desired_dir.",
     ),
 )
 """Every tool, in the order they are listed."""

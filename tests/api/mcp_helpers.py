@@ -60,6 +60,7 @@ def good_calls(p: dict[str, Any]) -> list[Call]:
         Call("rollback_plan", {"resource": WEB, "target": {"snapshot": "after"}}),
         Call("rollback_plan", {"resource": WEB, "target": {"position": p["p_first"]}}),
         Call("drift", {"baseline": p["t_first"]}),
+        Call("desired_sets", {}),
     ]
 
 
@@ -85,6 +86,7 @@ def bad_calls(p: dict[str, Any], head: int) -> list[Call]:
         Call("drift", {}),
         Call("drift", {"desired": "nope"}),
         Call("drift", {"baseline": "x"}),
+        Call("desired_sets", {"name": "web"}),
     ]
 
 
