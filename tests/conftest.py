@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from api.config import DEFAULT_READER_ROLE as DEFAULT
 from eventstore import EventStore, open_store
 
 POSTGRES_URL = os.environ.get(
@@ -78,6 +79,36 @@ def postgres_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         # the schema first: its views take their grants to the role with them
         asyncio.run(_run_admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         asyncio.run(_run_admin(f"DROP ROLE IF EXISTS {role}"))
+
+
+async def _default_reader_role_exists() -> bool:
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", DEFAULT
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_role_left_on_the_server() -> Iterator[None]:
+    """Roles outlive schemas: a test that migrated with the default reader role's name (a
+    configuration loaded without the environment, say) would leave it on the shared server.
+    Fail the run if one appeared, and take it away."""
+    if postgres_problem() is not None:
+        yield
+        return
+    before = asyncio.run(_default_reader_role_exists())
+    yield
+    if not before and asyncio.run(_default_reader_role_exists()):
+        asyncio.run(_run_admin(f"DROP ROLE IF EXISTS {DEFAULT}"))
+        pytest.fail(
+            f"a test left the role {DEFAULT} on the server: load configurations with the "
+            "environment (the postgres_url fixture names each test's reader role there)"
+        )
 
 
 @pytest.fixture

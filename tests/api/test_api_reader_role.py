@@ -250,7 +250,7 @@ async def test_migrate_makes_the_cursor_key_so_that_reading_writes_nothing(
 
     store = await open_store(database_url)
     try:
-        await migrate_database(store, load_config(None, {}))
+        await migrate_database(store, load_config(None))
         key = await store.get_setting(KEY_SETTING)
         assert key
     finally:
