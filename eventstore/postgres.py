@@ -844,15 +844,11 @@ class LockWatch:
     async def _probing(self) -> None:
         while not self._stopped:
             await asyncio.sleep(self._probe_s)
-            if self._conn.is_closed():
-                self._fire()
-                return
             self._querying = True
             try:
                 await self._conn.fetchval("SELECT 1", timeout=self._probe_s)
             except _DRIVER_ERRORS:
-                self._stopped = True  # the abort below must not count twice
-                self._fire()
+                self._fire()  # once: the abort's termination listener call finds it fired
                 self._conn.terminate()
                 return
             finally:

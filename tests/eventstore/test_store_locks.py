@@ -92,17 +92,23 @@ async def test_a_guarded_lock_released_normally_raises_nothing_and_is_free_again
         assert held
     async with store.guarded_lock("runner", wait=False) as held:
         assert held
-    # Cancelling the holder from outside is a plain cancellation, not a lost lock.
-    task = asyncio.create_task(_hold_forever(store, "runner"))
-    await asyncio.sleep(0.2)
+    # Cancelling the holder from outside, inside the block, is a plain cancellation, not a
+    # lost lock; and the lock goes with it.
+    inside = asyncio.Event()
+
+    async def hold_forever() -> None:
+        async with store.guarded_lock("runner") as held:
+            assert held
+            inside.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(hold_forever())
+    await asyncio.wait_for(inside.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def _hold_forever(store: EventStore, name: str) -> None:
-    async with store.guarded_lock(name):
-        await asyncio.sleep(3600)
+    async with store.named_lock("runner", wait=False) as held:
+        assert held
 
 
 async def test_a_lock_session_that_stops_answering_is_given_up_by_the_probe(
